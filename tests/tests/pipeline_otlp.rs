@@ -1,0 +1,162 @@
+//! The core's pipeline, configured as from the environment, exporting over real OTLP (gRPC and
+//! HTTP/protobuf) to a real receiver on 127.0.0.1.
+
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer};
+use test_support::{OtlpReceiver, StatusCode};
+use tracing_core_lite::Pipeline;
+use tracing_core_lite::instrument::in_span_with;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn export_through(protocol: &'static str) {
+    let receiver = OtlpReceiver::start().await.expect("receiver starts");
+    let endpoint = match protocol {
+        "grpc" => receiver.grpc_endpoint(),
+        _ => receiver.http_endpoint(),
+    };
+    let env = move |k: &str| -> Option<String> {
+        match k {
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(endpoint.clone()),
+            "OTEL_EXPORTER_OTLP_PROTOCOL" => Some(protocol.to_string()),
+            "OTEL_SERVICE_NAME" => Some("pipeline-test".into()),
+            "OTEL_RESOURCE_ATTRIBUTES" => Some("deployment.environment.name=ci,team=obs".into()),
+            "OTEL_BSP_SCHEDULE_DELAY" => Some("50".into()),
+            _ => None,
+        }
+    };
+    let guard = Pipeline::from_lookup(env)
+        .expect("valid configuration")
+        .without_global()
+        .install()
+        .expect("pipeline installs");
+    let tracer = guard.tracer();
+
+    let mut root = tracer
+        .span_builder("GET /orders/{id}")
+        .with_kind(SpanKind::Server)
+        .with_attributes([
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("http.route", "/orders/{id}"),
+        ])
+        .start(&tracer);
+    root.set_attribute(KeyValue::new("http.response.status_code", 200));
+    let root_cx = opentelemetry::Context::current_with_span(root);
+    {
+        let _attached = root_cx.clone().attach();
+        in_span_with(&tracer, "db.load_order", |cx| {
+            cx.span()
+                .add_event("cache miss", vec![KeyValue::new("key", "order:7")]);
+            cx.span().set_status(Status::error("timeout"));
+        });
+    }
+    root_cx.span().end();
+    let root_span_id = root_cx.span().span_context().span_id().to_string();
+    let trace_id = root_cx.span().span_context().trace_id().to_string();
+
+    // Shutdown flushes: nothing finished may be lost.
+    guard.shutdown().expect("shutdown flushes");
+    let spans = receiver
+        .wait_for_spans(2, WAIT)
+        .await
+        .expect("both spans arrive");
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+
+    let root = spans
+        .iter()
+        .find(|s| s.name == "GET /orders/{id}")
+        .expect("root span");
+    let child = spans
+        .iter()
+        .find(|s| s.name == "db.load_order")
+        .expect("child span");
+    assert_eq!(root.trace_id, trace_id);
+    assert_eq!(root.span_id, root_span_id);
+    assert_eq!(root.parent_span_id, None);
+    assert_eq!(root.kind, test_support::SpanKind::Server);
+    assert_eq!(root.str_attr("http.route"), Some("/orders/{id}"));
+    assert_eq!(root.int_attr("http.response.status_code"), Some(200));
+    assert_eq!(root.status_code, StatusCode::Unset);
+
+    assert_eq!(child.trace_id, trace_id);
+    assert_eq!(child.parent_span_id.as_deref(), Some(root_span_id.as_str()));
+    assert_eq!(child.status_code, StatusCode::Error);
+    assert_eq!(child.status_message, "timeout");
+    assert_eq!(child.events.len(), 1);
+    assert_eq!(child.events[0].name, "cache miss");
+
+    for span in &spans {
+        assert_eq!(span.service_name(), Some("pipeline-test"));
+        assert_eq!(
+            span.resource
+                .get("deployment.environment.name")
+                .and_then(|v| v.as_str()),
+            Some("ci")
+        );
+        assert_eq!(
+            span.resource.get("team").and_then(|v| v.as_str()),
+            Some("obs")
+        );
+        assert_eq!(
+            span.resource
+                .get("telemetry.sdk.language")
+                .and_then(|v| v.as_str()),
+            Some("rust")
+        );
+        assert_eq!(
+            span.scope_name,
+            tracing_core_lite::pipeline::INSTRUMENTATION_SCOPE
+        );
+    }
+    assert_eq!(
+        spans[0].transport,
+        if protocol == "grpc" {
+            test_support::Transport::Grpc
+        } else {
+            test_support::Transport::Http
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_grpc_delivers_spans_with_attributes_and_resource() {
+    export_through("grpc").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_http_delivers_spans_with_attributes_and_resource() {
+    export_through("http/protobuf").await;
+}
+
+/// The export thread owns its runtime: a current-thread runtime that blocks in `shutdown()`
+/// does not deadlock (the SDK's batch processor would).
+#[tokio::test(flavor = "current_thread")]
+async fn shutdown_from_a_current_thread_runtime_does_not_deadlock() {
+    let receiver = OtlpReceiver::start().await.expect("receiver starts");
+    let guard = Pipeline::new()
+        .with_otlp(
+            tracing_core_lite::pipeline::OtlpProtocol::Grpc,
+            &receiver.grpc_endpoint(),
+        )
+        .expect("valid endpoint")
+        .with_service_name("current-thread")
+        .without_global()
+        .install()
+        .expect("pipeline installs");
+    guard.tracer().in_span("op", |_| {});
+    // Blocking here would starve the receiver, which runs on this same thread, if the export
+    // needed this runtime; it must not, so run the blocking shutdown on the blocking pool.
+    let shutdown = tokio::task::spawn_blocking(move || guard.shutdown());
+    let spans = receiver
+        .wait_for_spans(1, WAIT)
+        .await
+        .expect("span arrives");
+    assert_eq!(spans[0].name, "op");
+    assert_eq!(spans[0].service_name(), Some("current-thread"));
+    shutdown
+        .await
+        .expect("no panic")
+        .expect("shutdown succeeds");
+}

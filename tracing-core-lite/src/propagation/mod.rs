@@ -1,0 +1,421 @@
+//! Context propagation: the formats, the carriers, and the composite that `OTEL_PROPAGATORS`
+//! configures.
+//!
+//! | `OTEL_PROPAGATORS` value | propagator | headers |
+//! |---|---|---|
+//! | `tracecontext` | [`TraceContextPropagator`] | `traceparent`, `tracestate` |
+//! | `baggage` | [`BaggagePropagator`] (from the opentelemetry SDK) | `baggage` |
+//! | `b3` | [`B3Propagator`] single header | `b3` |
+//! | `b3multi` | [`B3Propagator`] multi header | `x-b3-traceid`, `x-b3-spanid`, `x-b3-sampled`, `x-b3-flags` |
+//! | `jaeger` | [`JaegerPropagator`] | `uber-trace-id`, `uberctx-{key}` |
+//! | `none` | nothing is injected or extracted | |
+//!
+//! The default is `tracecontext,baggage`. [`Propagators`] injects every configured format and
+//! takes the span context from the *first* format that yields a valid one, so a service that
+//! accepts both W3C and B3 callers joins whichever trace the caller started; baggage is merged
+//! from every format that carries it.
+//!
+//! Carriers: [`HeaderInjector`] and [`HeaderExtractor`] (from `opentelemetry-http`) adapt an
+//! [`http::HeaderMap`], which is also what a tonic `MetadataMap` holds
+//! (`MetadataMap::as_ref()`); a `HashMap<String, String>` is a carrier as it is, so a context
+//! can ride in a queue message.
+//!
+//! ```
+//! use opentelemetry::propagation::TextMapPropagator;
+//! use opentelemetry::trace::TraceContextExt;
+//! use tracing_core_lite::propagation::{HeaderExtractor, Propagators};
+//!
+//! let propagators = Propagators::parse("tracecontext,b3").unwrap();
+//! let mut headers = http::HeaderMap::new();
+//! headers.insert("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1".parse().unwrap());
+//! let cx = propagators.extract(&HeaderExtractor(&headers));
+//! assert!(cx.span().span_context().is_sampled());
+//! ```
+
+pub mod b3;
+pub mod jaeger;
+pub mod trace_context;
+
+use std::fmt;
+use std::sync::Arc;
+
+use opentelemetry::Context;
+use opentelemetry::propagation::text_map_propagator::FieldIter;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{SpanContext, TraceContextExt};
+
+pub use b3::{B3Encoding, B3Propagator};
+pub use jaeger::JaegerPropagator;
+pub use opentelemetry_http::{HeaderExtractor, HeaderInjector};
+pub use opentelemetry_sdk::propagation::BaggagePropagator;
+pub use trace_context::TraceContextPropagator;
+
+use crate::error::ConfigError;
+
+/// The environment variable that selects the propagators.
+pub const OTEL_PROPAGATORS: &str = "OTEL_PROPAGATORS";
+
+/// The default value of [`OTEL_PROPAGATORS`].
+pub const DEFAULT_PROPAGATORS: &str = "tracecontext,baggage";
+
+/// One propagation format, as named in `OTEL_PROPAGATORS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Format {
+    /// W3C `traceparent` / `tracestate`.
+    TraceContext,
+    /// W3C `baggage`.
+    Baggage,
+    /// B3 single header (`b3`).
+    B3,
+    /// B3 multiple headers (`x-b3-*`).
+    B3Multi,
+    /// Jaeger `uber-trace-id` and `uberctx-*`.
+    Jaeger,
+}
+
+impl Format {
+    /// The name used in `OTEL_PROPAGATORS`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::TraceContext => "tracecontext",
+            Format::Baggage => "baggage",
+            Format::B3 => "b3",
+            Format::B3Multi => "b3multi",
+            Format::Jaeger => "jaeger",
+        }
+    }
+
+    fn propagator(self) -> Arc<dyn TextMapPropagator + Send + Sync> {
+        match self {
+            Format::TraceContext => Arc::new(TraceContextPropagator::new()),
+            Format::Baggage => Arc::new(BaggagePropagator::new()),
+            Format::B3 => Arc::new(B3Propagator::with_encoding(B3Encoding::SingleHeader)),
+            Format::B3Multi => Arc::new(B3Propagator::with_encoding(B3Encoding::MultipleHeader)),
+            Format::Jaeger => Arc::new(JaegerPropagator::new()),
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A composite propagator: injects every format it holds, extracts the span context from the
+/// first format that yields a valid one, and merges baggage from all of them.
+///
+/// Unlike opentelemetry's `TextMapCompositePropagator`, where a later format overwrites the
+/// span context an earlier one found, the order here is a priority: with `tracecontext,b3`, a
+/// request carrying both headers continues the W3C parent.
+///
+/// Cloning is cheap (the propagators are shared).
+#[derive(Clone)]
+pub struct Propagators {
+    formats: Vec<Format>,
+    propagators: Arc<[Arc<dyn TextMapPropagator + Send + Sync>]>,
+    fields: Arc<[String]>,
+}
+
+impl Propagators {
+    /// Propagators for the given formats, in priority order. Duplicates are ignored.
+    pub fn new(formats: impl IntoIterator<Item = Format>) -> Self {
+        let mut unique: Vec<Format> = Vec::new();
+        for f in formats {
+            if !unique.contains(&f) {
+                unique.push(f);
+            }
+        }
+        let propagators: Vec<_> = unique.iter().map(|f| f.propagator()).collect();
+        let fields = propagators
+            .iter()
+            .flat_map(|p| p.fields().map(str::to_owned))
+            .collect();
+        Propagators {
+            formats: unique,
+            propagators: propagators.into(),
+            fields,
+        }
+    }
+
+    /// No propagation at all (`OTEL_PROPAGATORS=none`).
+    pub fn none() -> Self {
+        Propagators::new([])
+    }
+
+    /// Parses an `OTEL_PROPAGATORS` value: a comma-separated list of `tracecontext`, `baggage`,
+    /// `b3`, `b3multi`, `jaeger` and `none` (case-insensitive, spaces ignored). `none` alone
+    /// disables propagation; an empty value means the default, `tracecontext,baggage`.
+    ///
+    /// # Errors
+    ///
+    /// An unknown name (including `xray` and `ottrace`, which this crate does not implement),
+    /// or `none` together with other formats.
+    pub fn parse(value: &str) -> Result<Self, ConfigError> {
+        let names: Vec<&str> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if names.is_empty() {
+            return Propagators::parse(DEFAULT_PROPAGATORS);
+        }
+        let mut formats = Vec::with_capacity(names.len());
+        let mut none = false;
+        for name in &names {
+            let format = match name.to_ascii_lowercase().as_str() {
+                "tracecontext" => Format::TraceContext,
+                "baggage" => Format::Baggage,
+                "b3" => Format::B3,
+                "b3multi" => Format::B3Multi,
+                "jaeger" => Format::Jaeger,
+                "none" => {
+                    none = true;
+                    continue;
+                }
+                _ => {
+                    return Err(ConfigError::new(
+                        OTEL_PROPAGATORS,
+                        value,
+                        format!(
+                            "unknown propagator `{name}` (expected a comma-separated list of \
+                             tracecontext, baggage, b3, b3multi, jaeger, or none)"
+                        ),
+                    ));
+                }
+            };
+            formats.push(format);
+        }
+        if none && !formats.is_empty() {
+            return Err(ConfigError::new(
+                OTEL_PROPAGATORS,
+                value,
+                "`none` cannot be combined with other propagators",
+            ));
+        }
+        Ok(Propagators::new(formats))
+    }
+
+    /// Reads `OTEL_PROPAGATORS` through `lookup` (e.g. `|k| std::env::var(k).ok()`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Propagators::parse`].
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Propagators::parse(&lookup(OTEL_PROPAGATORS).unwrap_or_default())
+    }
+
+    /// Reads `OTEL_PROPAGATORS` from the process environment.
+    ///
+    /// # Errors
+    ///
+    /// As [`Propagators::parse`].
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Propagators::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// The formats, in priority order.
+    pub fn formats(&self) -> &[Format] {
+        &self.formats
+    }
+
+    /// Injects `cx` into an [`http::HeaderMap`] with every format.
+    pub fn inject_headers(&self, cx: &Context, headers: &mut http::HeaderMap) {
+        self.inject_context(cx, &mut HeaderInjector(headers));
+    }
+
+    /// Extracts the parent context from an [`http::HeaderMap`] (see [`Propagators`]).
+    pub fn extract_headers(&self, headers: &http::HeaderMap) -> Context {
+        self.extract(&HeaderExtractor(headers))
+    }
+}
+
+impl Default for Propagators {
+    /// `tracecontext,baggage`.
+    fn default() -> Self {
+        Propagators::new([Format::TraceContext, Format::Baggage])
+    }
+}
+
+impl fmt::Debug for Propagators {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Propagators").field(&self.formats).finish()
+    }
+}
+
+impl TextMapPropagator for Propagators {
+    fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
+        for p in self.propagators.iter() {
+            p.inject_context(cx, injector);
+        }
+    }
+
+    fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
+        let incoming = cx.span().span_context().clone();
+        let mut found: Option<SpanContext> = None;
+        let mut acc = cx.clone();
+        for p in self.propagators.iter() {
+            let next = p.extract_with_context(&acc, extractor);
+            let sc = next.span().span_context().clone();
+            acc = match &found {
+                // A later format found another parent: keep the first one, take the baggage.
+                Some(first) if &sc != first => next.with_remote_span_context(first.clone()),
+                Some(_) => next,
+                None => {
+                    if sc.is_valid() && sc != incoming {
+                        found = Some(sc);
+                    }
+                    next
+                }
+            };
+        }
+        acc
+    }
+
+    fn fields(&self) -> FieldIter<'_> {
+        FieldIter::new(&self.fields)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::baggage::BaggageExt;
+    use std::collections::HashMap;
+
+    fn carrier(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const W3C: (&str, &str) = (
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    );
+    const B3: (&str, &str) = ("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1");
+
+    fn trace_id(cx: &Context) -> String {
+        cx.span().span_context().trace_id().to_string()
+    }
+
+    #[test]
+    fn parse_accepts_the_spec_names() {
+        let p = Propagators::parse(" TraceContext , baggage,b3,b3multi,jaeger ").unwrap();
+        assert_eq!(
+            p.formats(),
+            [
+                Format::TraceContext,
+                Format::Baggage,
+                Format::B3,
+                Format::B3Multi,
+                Format::Jaeger
+            ]
+        );
+        assert_eq!(
+            Propagators::parse("").unwrap().formats(),
+            [Format::TraceContext, Format::Baggage]
+        );
+        assert!(Propagators::parse("none").unwrap().formats().is_empty());
+        assert_eq!(Propagators::parse("b3,b3").unwrap().formats(), [Format::B3]);
+    }
+
+    #[test]
+    fn parse_rejects_unknown_names_with_a_clear_message() {
+        let err = Propagators::parse("tracecontext,xray").unwrap_err();
+        assert_eq!(err.variable(), "OTEL_PROPAGATORS");
+        assert_eq!(err.value(), "tracecontext,xray");
+        assert!(
+            err.to_string().contains("unknown propagator `xray`"),
+            "{err}"
+        );
+        assert!(Propagators::parse("none,b3").is_err());
+    }
+
+    #[test]
+    fn from_lookup_defaults_when_unset() {
+        let p = Propagators::from_lookup(|_| None).unwrap();
+        assert_eq!(p.formats(), [Format::TraceContext, Format::Baggage]);
+        let p = Propagators::from_lookup(|k| (k == OTEL_PROPAGATORS).then(|| "b3multi".into()))
+            .unwrap();
+        assert_eq!(p.formats(), [Format::B3Multi]);
+    }
+
+    #[test]
+    fn first_valid_format_wins() {
+        let c = carrier(&[W3C, B3]);
+        let w3c_first = Propagators::parse("tracecontext,b3").unwrap().extract(&c);
+        assert_eq!(trace_id(&w3c_first), "4bf92f3577b34da6a3ce929d0e0e4736");
+        let b3_first = Propagators::parse("b3,tracecontext").unwrap().extract(&c);
+        assert_eq!(trace_id(&b3_first), "80f198ee56343ba864fe8b2a57d3eff7");
+    }
+
+    #[test]
+    fn falls_through_an_invalid_format() {
+        let c = carrier(&[("traceparent", "00-garbage"), B3]);
+        let cx = Propagators::parse("tracecontext,b3").unwrap().extract(&c);
+        assert_eq!(trace_id(&cx), "80f198ee56343ba864fe8b2a57d3eff7");
+    }
+
+    #[test]
+    fn baggage_is_merged_whatever_the_span_format() {
+        let c = carrier(&[B3, ("baggage", "user=alice"), W3C]);
+        let cx = Propagators::parse("b3,tracecontext,baggage")
+            .unwrap()
+            .extract(&c);
+        assert_eq!(trace_id(&cx), "80f198ee56343ba864fe8b2a57d3eff7");
+        assert_eq!(
+            cx.baggage().get("user").map(|v| v.as_str().to_string()),
+            Some("alice".to_string())
+        );
+    }
+
+    #[test]
+    fn nothing_found_means_a_new_trace() {
+        let cx = Propagators::default().extract(&carrier(&[("x", "y")]));
+        assert!(!cx.span().span_context().is_valid());
+        let cx = Propagators::none().extract(&carrier(&[W3C]));
+        assert!(!cx.span().span_context().is_valid());
+    }
+
+    #[test]
+    fn injects_every_format() {
+        let parent = Propagators::default().extract(&carrier(&[W3C]));
+        let mut headers = http::HeaderMap::new();
+        Propagators::parse("tracecontext,b3,b3multi,jaeger")
+            .unwrap()
+            .inject_headers(&parent, &mut headers);
+        assert_eq!(headers["traceparent"], W3C.1);
+        assert!(
+            headers["b3"]
+                .to_str()
+                .unwrap()
+                .starts_with("4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7")
+        );
+        assert_eq!(headers["x-b3-traceid"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert!(
+            headers["uber-trace-id"]
+                .to_str()
+                .unwrap()
+                .starts_with("4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7")
+        );
+        // and every one of them round-trips on its own
+        for f in ["tracecontext", "b3", "b3multi", "jaeger"] {
+            let p = Propagators::parse(f).unwrap();
+            let mut h = http::HeaderMap::new();
+            p.inject_headers(&parent, &mut h);
+            let back = p.extract_headers(&h);
+            assert_eq!(trace_id(&back), "4bf92f3577b34da6a3ce929d0e0e4736", "{f}");
+            assert!(back.span().span_context().is_sampled(), "{f}");
+        }
+    }
+
+    #[test]
+    fn fields_lists_all_headers() {
+        let p = Propagators::parse("tracecontext,b3").unwrap();
+        let fields: Vec<&str> = p.fields().collect();
+        assert!(fields.contains(&"traceparent") && fields.contains(&"b3"));
+    }
+}

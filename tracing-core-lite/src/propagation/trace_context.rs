@@ -1,0 +1,521 @@
+//! W3C Trace Context: the `traceparent` and `tracestate` headers.
+//!
+//! [`TraceContextPropagator`] follows the [Trace Context] recommendation (level 1, and the
+//! parsing rules of level 2) exactly, where the opentelemetry SDK's propagator of the same name
+//! is lenient (it accepts a trailing `-` after a version `00` header, ids shorter than their
+//! fixed width, a `+` sign before hex digits, and it reads only the first `tracestate` line):
+//!
+//! - `traceparent` is `version-traceid-parentid-flags`, all lowercase hex. Version `ff` is
+//!   invalid; version `00` is exactly 55 characters; a higher version is parsed as `00` and may
+//!   carry more fields after a `-` at position 55. All-zero ids are invalid. A request with two
+//!   `traceparent` headers is invalid. Spaces and tabs around the value are ignored.
+//! - `tracestate` lines are joined with `,`; empty members are skipped; the key grammar
+//!   (`simple-key` and `tenant@system`) and the value grammar are checked; more than 32
+//!   members or a duplicated key discard the whole `tracestate` (but keep the `traceparent`).
+//!
+//! Anything invalid yields the context it was given: the caller starts a new trace.
+//!
+//! ```
+//! use opentelemetry::propagation::TextMapPropagator;
+//! use opentelemetry::trace::TraceContextExt;
+//! use std::collections::HashMap;
+//! use tracing_core_lite::propagation::TraceContextPropagator;
+//!
+//! let mut carrier = HashMap::new();
+//! carrier.insert(
+//!     "traceparent".to_string(),
+//!     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_string(),
+//! );
+//! let cx = TraceContextPropagator::new().extract(&carrier);
+//! let span = cx.span();
+//! assert_eq!(span.span_context().trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+//! assert!(span.span_context().is_sampled());
+//! ```
+//!
+//! [Trace Context]: https://www.w3.org/TR/trace-context-2/
+
+use opentelemetry::Context;
+use opentelemetry::propagation::text_map_propagator::FieldIter;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+
+/// Header carrying the trace id, the parent span id and the trace flags.
+pub const TRACEPARENT: &str = "traceparent";
+/// Header carrying vendor-specific trace state.
+pub const TRACESTATE: &str = "tracestate";
+
+/// Length of a version `00` `traceparent`.
+const TRACEPARENT_LEN: usize = 55;
+/// The most list members a `tracestate` may have.
+const MAX_TRACESTATE_MEMBERS: usize = 32;
+
+/// W3C Trace Context propagator (`traceparent` + `tracestate`).
+///
+/// Injects `traceparent` (version `00`) and, when not empty, `tracestate`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TraceContextPropagator {
+    _private: (),
+}
+
+impl TraceContextPropagator {
+    /// Creates the propagator.
+    pub const fn new() -> Self {
+        TraceContextPropagator { _private: () }
+    }
+
+    /// Parses a `traceparent` value into a remote, valid span context (without trace state).
+    ///
+    /// Returns `None` for any value the specification says to ignore.
+    pub fn parse_traceparent(value: &str) -> Option<SpanContext> {
+        let v = value.trim_matches(|c| c == ' ' || c == '\t').as_bytes();
+        if v.len() < TRACEPARENT_LEN {
+            return None;
+        }
+        let version = hex_u8(&v[0..2])?;
+        if version == 0xff {
+            return None;
+        }
+        if version == 0 && v.len() != TRACEPARENT_LEN {
+            return None;
+        }
+        if v.len() > TRACEPARENT_LEN && v[TRACEPARENT_LEN] != b'-' {
+            return None;
+        }
+        if v[2] != b'-' || v[35] != b'-' || v[52] != b'-' {
+            return None;
+        }
+        let trace_id = TraceId::from_bytes(hex_array::<16>(&v[3..35])?);
+        let span_id = SpanId::from_bytes(hex_array::<8>(&v[36..52])?);
+        if trace_id == TraceId::INVALID || span_id == SpanId::INVALID {
+            return None;
+        }
+        let flags = hex_u8(&v[53..55])?;
+        Some(SpanContext::new(
+            trace_id,
+            span_id,
+            TraceFlags::new(flags) & TraceFlags::SAMPLED,
+            true,
+            TraceState::NONE,
+        ))
+    }
+
+    /// Formats the `traceparent` value (version `00`) of a span context.
+    pub fn format_traceparent(span_context: &SpanContext) -> String {
+        let mut buf = [0u8; TRACEPARENT_LEN];
+        buf[0] = b'0';
+        buf[1] = b'0';
+        buf[2] = b'-';
+        write_hex(&mut buf[3..35], &span_context.trace_id().to_bytes());
+        buf[35] = b'-';
+        write_hex(&mut buf[36..52], &span_context.span_id().to_bytes());
+        buf[52] = b'-';
+        write_hex(
+            &mut buf[53..55],
+            &[(span_context.trace_flags() & TraceFlags::SAMPLED).to_u8()],
+        );
+        // Only ASCII hex digits and dashes were written.
+        buf.iter().map(|&b| b as char).collect()
+    }
+
+    /// Parses one or more `tracestate` lines. Returns `None` if the whole trace state must be
+    /// discarded (an invalid member, a duplicated key, more than 32 members).
+    pub fn parse_tracestate<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<TraceState> {
+        let mut members: Vec<(&str, &str)> = Vec::new();
+        for line in lines {
+            for member in line.split(',') {
+                let member = member.trim_matches(|c| c == ' ' || c == '\t');
+                if member.is_empty() {
+                    continue;
+                }
+                let (key, value) = member.split_once('=')?;
+                if !valid_key(key) || !valid_value(value) {
+                    return None;
+                }
+                if members.len() == MAX_TRACESTATE_MEMBERS || members.iter().any(|(k, _)| *k == key)
+                {
+                    return None;
+                }
+                members.push((key, value));
+            }
+        }
+        if members.is_empty() {
+            return Some(TraceState::NONE);
+        }
+        TraceState::from_key_value(members).ok()
+    }
+
+    fn extract_span_context(extractor: &dyn Extractor) -> Option<SpanContext> {
+        let traceparent = match extractor.get_all(TRACEPARENT) {
+            Some(values) => match values.as_slice() {
+                [one] => *one,
+                _ => return None,
+            },
+            None => extractor.get(TRACEPARENT)?,
+        };
+        let sc = Self::parse_traceparent(traceparent)?;
+        let lines = extractor
+            .get_all(TRACESTATE)
+            .or_else(|| extractor.get(TRACESTATE).map(|v| vec![v]));
+        let trace_state = match lines {
+            Some(lines) => Self::parse_tracestate(lines).unwrap_or(TraceState::NONE),
+            None => TraceState::NONE,
+        };
+        Some(SpanContext::new(
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags(),
+            true,
+            trace_state,
+        ))
+    }
+}
+
+impl TextMapPropagator for TraceContextPropagator {
+    fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
+        let span = cx.span();
+        let sc = span.span_context();
+        if !sc.is_valid() {
+            return;
+        }
+        injector.set(TRACEPARENT, Self::format_traceparent(sc));
+        let state = sc.trace_state().header();
+        if !state.is_empty() {
+            injector.set(TRACESTATE, state);
+        }
+    }
+
+    fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
+        match Self::extract_span_context(extractor) {
+            Some(sc) => cx.with_remote_span_context(sc),
+            None => cx.clone(),
+        }
+    }
+
+    fn fields(&self) -> FieldIter<'_> {
+        static NAMES: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
+        FieldIter::new(NAMES.get_or_init(|| [TRACEPARENT.to_string(), TRACESTATE.to_string()]))
+    }
+}
+
+/// `simple-key` or `tenant-id@system-id` (W3C Trace Context, section 3.3.1.3.1).
+fn valid_key(key: &str) -> bool {
+    fn rest_ok(b: &[u8]) -> bool {
+        b.iter().all(|&c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'*' | b'/')
+        })
+    }
+    let b = key.as_bytes();
+    match key.split_once('@') {
+        None => !b.is_empty() && b.len() <= 256 && b[0].is_ascii_lowercase() && rest_ok(&b[1..]),
+        Some((tenant, system)) => {
+            let (t, s) = (tenant.as_bytes(), system.as_bytes());
+            !t.is_empty()
+                && t.len() <= 241
+                && (t[0].is_ascii_lowercase() || t[0].is_ascii_digit())
+                && rest_ok(&t[1..])
+                && !s.is_empty()
+                && s.len() <= 14
+                && s[0].is_ascii_lowercase()
+                && rest_ok(&s[1..])
+        }
+    }
+}
+
+/// `0*255(chr) nblk-chr`, where `chr` is `%x20 / nblk-chr` and `nblk-chr` excludes `,` and `=`.
+fn valid_value(value: &str) -> bool {
+    let b = value.as_bytes();
+    let nblk = |c: u8| matches!(c, 0x21..=0x2b | 0x2d..=0x3c | 0x3e..=0x7e);
+    match b.last() {
+        Some(&last) => b.len() <= 256 && nblk(last) && b.iter().all(|&c| c == b' ' || nblk(c)),
+        None => false,
+    }
+}
+
+/// Value of one lowercase hex digit.
+#[inline]
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+#[inline]
+fn hex_u8(two: &[u8]) -> Option<u8> {
+    Some(hex_digit(two[0])? << 4 | hex_digit(two[1])?)
+}
+
+/// Decodes exactly `2 * N` lowercase hex digits.
+#[inline]
+pub(crate) fn hex_array<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
+    if hex.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, pair) in hex.chunks_exact(2).enumerate() {
+        out[i] = hex_u8(pair)?;
+    }
+    Some(out)
+}
+
+/// Writes `bytes` as lowercase hex into `out` (`out.len() == 2 * bytes.len()`).
+#[inline]
+pub(crate) fn write_hex(out: &mut [u8], bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn extract(pairs: &[(&str, &str)]) -> SpanContext {
+        let carrier: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        TraceContextPropagator::new()
+            .extract(&carrier)
+            .span()
+            .span_context()
+            .clone()
+    }
+
+    fn extract_headers(headers: &[(&str, &str)]) -> SpanContext {
+        let mut map = http::HeaderMap::new();
+        for (k, v) in headers {
+            map.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        TraceContextPropagator::new()
+            .extract(&opentelemetry_http::HeaderExtractor(&map))
+            .span()
+            .span_context()
+            .clone()
+    }
+
+    #[test]
+    fn extracts_valid_traceparent() {
+        let sc = extract(&[("traceparent", TP)]);
+        assert!(sc.is_valid() && sc.is_remote() && sc.is_sampled());
+        assert_eq!(
+            sc.trace_id(),
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap()
+        );
+        assert_eq!(sc.span_id(), SpanId::from_hex("00f067aa0ba902b7").unwrap());
+        let unsampled = extract(&[(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+        )]);
+        assert!(unsampled.is_valid() && !unsampled.is_sampled());
+    }
+
+    #[test]
+    fn unknown_flag_bits_are_ignored() {
+        let sc = extract(&[(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff",
+        )]);
+        assert_eq!(sc.trace_flags(), TraceFlags::SAMPLED);
+        let sc = extract(&[(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02",
+        )]);
+        assert!(sc.is_valid() && !sc.is_sampled());
+    }
+
+    #[test]
+    fn future_versions_are_parsed_as_00() {
+        for tp in [
+            "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-will-be-like",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",
+        ] {
+            let sc = extract(&[("traceparent", tp)]);
+            assert!(sc.is_valid() && sc.is_sampled(), "{tp}");
+        }
+    }
+
+    #[test]
+    fn surrounding_whitespace_is_ignored() {
+        assert!(extract(&[("traceparent", &format!(" \t{TP} \t"))]).is_valid());
+    }
+
+    #[test]
+    fn malformed_traceparent_is_a_new_trace() {
+        let cases = [
+            "",
+            "00",
+            "garbage",
+            // trailing data on version 00
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            // version ff
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            // future version with garbage right after the flags
+            "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01.what",
+            // uppercase
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01",
+            "0A-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0A",
+            // all-zero ids
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            // wrong lengths
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e47366-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b77-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-001",
+            "000-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            // sign characters that from_str_radix would accept
+            "00-+bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-+0f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-+1",
+            // wrong delimiters
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7_01",
+            // non-hex
+            "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902bz-01",
+            "xy-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            // multibyte characters at the delimiter positions
+            "00-4bf92f3577b34da6a3ce929d0e0e47é-00f067aa0ba902b7-01",
+        ];
+        for tp in cases {
+            assert!(!extract(&[("traceparent", tp)]).is_valid(), "{tp:?}");
+        }
+    }
+
+    #[test]
+    fn duplicated_traceparent_is_a_new_trace() {
+        assert!(extract_headers(&[("traceparent", TP)]).is_valid());
+        let other = "00-11111111111111111111111111111111-2222222222222222-01";
+        assert!(!extract_headers(&[("traceparent", TP), ("traceparent", other)]).is_valid());
+    }
+
+    #[test]
+    fn tracestate_lines_are_joined() {
+        let sc = extract_headers(&[
+            ("traceparent", TP),
+            ("tracestate", "foo=1, ,bar=2"),
+            ("tracestate", "tenant@sys=v a l"),
+        ]);
+        assert_eq!(sc.trace_state().header(), "foo=1,bar=2,tenant@sys=v a l");
+        assert_eq!(sc.trace_state().get("bar"), Some("2"));
+    }
+
+    #[test]
+    fn invalid_tracestate_is_discarded_but_traceparent_kept() {
+        let too_many: String = (0..33).map(|i| format!("k{i}=v,")).collect();
+        let exactly_32: String = (0..32).map(|i| format!("k{i}=v,")).collect();
+        let long_key = format!("a{}=v", "b".repeat(256));
+        let long_value = format!("a={}", "b".repeat(257));
+        for ts in [
+            "foo=1,foo=2",
+            "Foo=1",
+            "1foo=1",
+            "foo",
+            "foo=",
+            "foo=b,ar=",
+            "foo=a=b",
+            "@sys=v",
+            "tenant@=v",
+            "tenant@Sys=v",
+            "tenant@systemistoolong=v",
+            "fo o=1",
+            long_key.as_str(),
+            long_value.as_str(),
+            too_many.as_str(),
+        ] {
+            let sc = extract(&[("traceparent", TP), ("tracestate", ts)]);
+            assert!(sc.is_valid(), "{ts:?}");
+            assert_eq!(sc.trace_state().header(), "", "{ts:?}");
+        }
+        // spaces and tabs around members are optional whitespace, not part of the value
+        let sc = extract(&[("traceparent", TP), ("tracestate", "foo=bar \t, baz=1")]);
+        assert_eq!(sc.trace_state().header(), "foo=bar,baz=1");
+        let sc = extract(&[("traceparent", TP), ("tracestate", &exactly_32)]);
+        assert_eq!(sc.trace_state().header().split(',').count(), 32);
+    }
+
+    #[test]
+    fn tracestate_without_traceparent_is_ignored() {
+        assert!(!extract(&[("tracestate", "foo=1")]).is_valid());
+    }
+
+    #[test]
+    fn round_trip() {
+        let state =
+            TraceState::from_key_value([("congo", "t61rcWkgMzE"), ("rojo", "00f067aa0ba902b7")])
+                .unwrap();
+        for flags in [TraceFlags::SAMPLED, TraceFlags::NOT_SAMPLED] {
+            let sc = SpanContext::new(
+                TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap(),
+                SpanId::from_hex("b7ad6b7169203331").unwrap(),
+                flags,
+                true,
+                state.clone(),
+            );
+            let mut carrier = HashMap::new();
+            let prop = TraceContextPropagator::new();
+            prop.inject_context(
+                &Context::new().with_remote_span_context(sc.clone()),
+                &mut carrier,
+            );
+            assert_eq!(
+                carrier["traceparent"],
+                format!(
+                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0{}",
+                    flags.to_u8()
+                )
+            );
+            assert_eq!(
+                carrier["tracestate"],
+                "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+            );
+            let back = prop.extract(&carrier);
+            assert_eq!(back.span().span_context(), &sc);
+        }
+    }
+
+    #[test]
+    fn nothing_injected_for_invalid_context_and_no_empty_tracestate() {
+        let mut carrier: HashMap<String, String> = HashMap::new();
+        TraceContextPropagator::new().inject_context(&Context::new(), &mut carrier);
+        assert!(carrier.is_empty());
+        let sc = SpanContext::new(
+            TraceId::from(1),
+            SpanId::from(1),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::NONE,
+        );
+        TraceContextPropagator::new()
+            .inject_context(&Context::new().with_remote_span_context(sc), &mut carrier);
+        assert_eq!(carrier.len(), 1);
+        assert_eq!(
+            carrier["traceparent"],
+            "00-00000000000000000000000000000001-0000000000000001-01"
+        );
+    }
+
+    #[test]
+    fn fields_name_both_headers() {
+        let prop = TraceContextPropagator::new();
+        let fields: Vec<&str> = prop.fields().collect();
+        assert_eq!(fields, ["traceparent", "tracestate"]);
+    }
+}

@@ -1,0 +1,425 @@
+//! gRPC spans, per the RPC semantic conventions as renamed in 2026 (see
+//! [`SemconvStability`] for the older names).
+//!
+//! ```
+//! use tracing_core_lite::recipe::grpc::{rpc_span, Code, RpcOutcome};
+//! use tracing_core_lite::recipe::{SemconvStability, Side};
+//!
+//! let recipe = rpc_span(Side::Server, "/helloworld.Greeter/SayHello", SemconvStability::Stable)
+//!     .unwrap();
+//! assert_eq!(recipe.name, "helloworld.Greeter/SayHello");
+//! // On a server, NOT_FOUND is the caller's problem: the span status stays Unset.
+//! assert!(!RpcOutcome::new(Side::Server, Code::NotFound).is_error);
+//! assert!(RpcOutcome::new(Side::Client, Code::NotFound).is_error);
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+
+use opentelemetry::trace::{Event, Status};
+use opentelemetry::{KeyValue, Value};
+use opentelemetry_semantic_conventions::attribute as semconv;
+
+use super::{SemconvStability, Side, SpanRecipe};
+
+/// Pre-2026 attribute names, kept for `OTEL_SEMCONV_STABILITY_OPT_IN=rpc/old|rpc/dup`.
+pub mod old {
+    /// `rpc.system` (now `rpc.system.name`).
+    pub const RPC_SYSTEM: &str = "rpc.system";
+    /// `rpc.service` (now part of the fully qualified `rpc.method`).
+    pub const RPC_SERVICE: &str = "rpc.service";
+    /// `rpc.grpc.status_code`, an integer (now `rpc.response.status_code`, a string).
+    pub const RPC_GRPC_STATUS_CODE: &str = "rpc.grpc.status_code";
+}
+
+/// Event name of a message sent or received on an RPC.
+pub const MESSAGE_EVENT: &str = "rpc.message";
+/// `rpc.message.type`: `SENT` or `RECEIVED`.
+pub const MESSAGE_TYPE: &str = "rpc.message.type";
+/// `rpc.message.id`: 1-based, counted separately for each direction.
+pub const MESSAGE_ID: &str = "rpc.message.id";
+/// `rpc.message.uncompressed_size`, in bytes.
+pub const MESSAGE_UNCOMPRESSED_SIZE: &str = "rpc.message.uncompressed_size";
+/// `rpc.message.compressed_size`, in bytes (only for compressed messages).
+pub const MESSAGE_COMPRESSED_SIZE: &str = "rpc.message.compressed_size";
+
+/// A gRPC status code, as carried in `grpc-status` (no dependency on tonic).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+#[allow(missing_docs)] // the variants are the gRPC codes of the same name
+pub enum Code {
+    Ok = 0,
+    Cancelled = 1,
+    Unknown = 2,
+    InvalidArgument = 3,
+    DeadlineExceeded = 4,
+    NotFound = 5,
+    AlreadyExists = 6,
+    PermissionDenied = 7,
+    ResourceExhausted = 8,
+    FailedPrecondition = 9,
+    Aborted = 10,
+    OutOfRange = 11,
+    Unimplemented = 12,
+    Internal = 13,
+    Unavailable = 14,
+    DataLoss = 15,
+    Unauthenticated = 16,
+}
+
+impl Code {
+    const ALL: [Code; 17] = [
+        Code::Ok,
+        Code::Cancelled,
+        Code::Unknown,
+        Code::InvalidArgument,
+        Code::DeadlineExceeded,
+        Code::NotFound,
+        Code::AlreadyExists,
+        Code::PermissionDenied,
+        Code::ResourceExhausted,
+        Code::FailedPrecondition,
+        Code::Aborted,
+        Code::OutOfRange,
+        Code::Unimplemented,
+        Code::Internal,
+        Code::Unavailable,
+        Code::DataLoss,
+        Code::Unauthenticated,
+    ];
+
+    /// The code of a number; numbers outside 0..=16 are `Unknown`, as gRPC specifies.
+    pub fn from_i32(n: i32) -> Code {
+        usize::try_from(n)
+            .ok()
+            .and_then(|i| Code::ALL.get(i).copied())
+            .unwrap_or(Code::Unknown)
+    }
+
+    /// Parses a `grpc-status` header value (ASCII decimal); garbage is `Unknown`.
+    pub fn from_header(value: &[u8]) -> Code {
+        std::str::from_utf8(value)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+            .map_or(Code::Unknown, Code::from_i32)
+    }
+
+    /// The number.
+    pub fn as_i32(self) -> i32 {
+        self as i32
+    }
+
+    /// The canonical name, e.g. `DEADLINE_EXCEEDED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Ok => "OK",
+            Code::Cancelled => "CANCELLED",
+            Code::Unknown => "UNKNOWN",
+            Code::InvalidArgument => "INVALID_ARGUMENT",
+            Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            Code::NotFound => "NOT_FOUND",
+            Code::AlreadyExists => "ALREADY_EXISTS",
+            Code::PermissionDenied => "PERMISSION_DENIED",
+            Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+            Code::FailedPrecondition => "FAILED_PRECONDITION",
+            Code::Aborted => "ABORTED",
+            Code::OutOfRange => "OUT_OF_RANGE",
+            Code::Unimplemented => "UNIMPLEMENTED",
+            Code::Internal => "INTERNAL",
+            Code::Unavailable => "UNAVAILABLE",
+            Code::DataLoss => "DATA_LOSS",
+            Code::Unauthenticated => "UNAUTHENTICATED",
+        }
+    }
+
+    /// Whether the code makes a span of `side` an error: on a server only the codes that say
+    /// the server failed (`UNKNOWN`, `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`, `INTERNAL`,
+    /// `UNAVAILABLE`, `DATA_LOSS`); on a client every code but `OK`.
+    pub fn is_error(self, side: Side) -> bool {
+        match side {
+            Side::Client => self != Code::Ok,
+            Side::Server => matches!(
+                self,
+                Code::Unknown
+                    | Code::DeadlineExceeded
+                    | Code::Unimplemented
+                    | Code::Internal
+                    | Code::Unavailable
+                    | Code::DataLoss
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Splits a gRPC request path `/package.Service/Method` into `("package.Service", "Method")`.
+///
+/// Returns `None` for anything else (no leading `/`, empty parts, more segments).
+pub fn split_path(path: &str) -> Option<(&str, &str)> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    (!service.is_empty() && !method.is_empty() && !method.contains('/'))
+        .then_some((service, method))
+}
+
+/// The span of a gRPC call to `path` (`/package.Service/Method`): named
+/// `package.Service/Method`, with `rpc.system.name = grpc` and the fully qualified
+/// `rpc.method` (or the older names, per `stability`).
+///
+/// Returns `None` when `path` is not a gRPC method path.
+pub fn rpc_span(side: Side, path: &str, stability: SemconvStability) -> Option<SpanRecipe> {
+    let (service, method) = split_path(path)?;
+    let full = &path[1..];
+    let mut attrs = Vec::with_capacity(4);
+    if stability.emit_stable() {
+        attrs.push(KeyValue::new(semconv::RPC_SYSTEM_NAME, "grpc"));
+        attrs.push(KeyValue::new(semconv::RPC_METHOD, full.to_owned()));
+    }
+    if stability.emit_old() {
+        attrs.push(KeyValue::new(old::RPC_SYSTEM, "grpc"));
+        attrs.push(KeyValue::new(old::RPC_SERVICE, service.to_owned()));
+        if !stability.emit_stable() {
+            attrs.push(KeyValue::new(semconv::RPC_METHOD, method.to_owned()));
+        }
+    }
+    Some(SpanRecipe {
+        name: Cow::Owned(full.to_owned()),
+        kind: side.span_kind(),
+        attributes: attrs,
+    })
+}
+
+/// How a gRPC status ends a span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RpcOutcome {
+    /// The status code.
+    pub code: Code,
+    /// Whether it is an error for this side (see [`Code::is_error`]).
+    pub is_error: bool,
+}
+
+impl RpcOutcome {
+    /// The outcome of `code` on `side`.
+    pub fn new(side: Side, code: Code) -> Self {
+        RpcOutcome {
+            code,
+            is_error: code.is_error(side),
+        }
+    }
+
+    /// The attributes to set on the span: `rpc.response.status_code` (and/or the older
+    /// `rpc.grpc.status_code`), plus `error.type` (the code's name) for an error.
+    pub fn attributes(&self, stability: SemconvStability) -> Vec<KeyValue> {
+        let mut attrs = Vec::with_capacity(3);
+        if stability.emit_stable() {
+            attrs.push(KeyValue::new(
+                semconv::RPC_RESPONSE_STATUS_CODE,
+                self.code.as_str(),
+            ));
+        }
+        if stability.emit_old() {
+            attrs.push(KeyValue::new(
+                old::RPC_GRPC_STATUS_CODE,
+                i64::from(self.code.as_i32()),
+            ));
+        }
+        if self.is_error {
+            attrs.push(KeyValue::new(semconv::ERROR_TYPE, self.code.as_str()));
+        }
+        attrs
+    }
+
+    /// The span status: `Error` with the `grpc-message` as description, or `Unset`.
+    pub fn status(&self, message: Option<&str>) -> Status {
+        if self.is_error {
+            Status::error(message.unwrap_or_default().to_owned())
+        } else {
+            Status::Unset
+        }
+    }
+}
+
+/// Direction of an RPC message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageType {
+    /// Written by this side.
+    Sent,
+    /// Read by this side.
+    Received,
+}
+
+impl MessageType {
+    /// `SENT` or `RECEIVED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageType::Sent => "SENT",
+            MessageType::Received => "RECEIVED",
+        }
+    }
+}
+
+/// The `rpc.message` event of one message: its direction, 1-based id in that direction,
+/// uncompressed size, and compressed size when it was compressed on the wire.
+pub fn message_event(
+    kind: MessageType,
+    id: u64,
+    uncompressed_size: u64,
+    compressed_size: Option<u64>,
+) -> Event {
+    let mut attrs = Vec::with_capacity(4);
+    attrs.push(KeyValue::new(MESSAGE_TYPE, kind.as_str()));
+    attrs.push(KeyValue::new(MESSAGE_ID, saturating_i64(id)));
+    attrs.push(KeyValue::new(
+        MESSAGE_UNCOMPRESSED_SIZE,
+        saturating_i64(uncompressed_size),
+    ));
+    if let Some(size) = compressed_size {
+        attrs.push(KeyValue::new(MESSAGE_COMPRESSED_SIZE, saturating_i64(size)));
+    }
+    Event::new(MESSAGE_EVENT, std::time::SystemTime::now(), attrs, 0)
+}
+
+fn saturating_i64(n: u64) -> Value {
+    Value::I64(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(attrs: &[KeyValue]) -> Vec<(String, String)> {
+        attrs
+            .iter()
+            .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+            .collect()
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn path_splitting() {
+        assert_eq!(
+            split_path("/helloworld.Greeter/SayHello"),
+            Some(("helloworld.Greeter", "SayHello"))
+        );
+        for bad in [
+            "",
+            "/",
+            "helloworld.Greeter/SayHello",
+            "//x",
+            "/svc/",
+            "/a/b/c",
+        ] {
+            assert_eq!(split_path(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn span_names_and_attributes_per_stability() {
+        let path = "/helloworld.Greeter/SayHello";
+        let r = rpc_span(Side::Server, path, SemconvStability::Stable).unwrap();
+        assert_eq!(r.name, "helloworld.Greeter/SayHello");
+        assert_eq!(r.kind, opentelemetry::trace::SpanKind::Server);
+        assert_eq!(
+            keys(&r.attributes),
+            pairs(&[
+                ("rpc.system.name", "grpc"),
+                ("rpc.method", "helloworld.Greeter/SayHello")
+            ])
+        );
+        let r = rpc_span(Side::Client, path, SemconvStability::Old).unwrap();
+        assert_eq!(r.kind, opentelemetry::trace::SpanKind::Client);
+        assert_eq!(
+            keys(&r.attributes),
+            pairs(&[
+                ("rpc.system", "grpc"),
+                ("rpc.service", "helloworld.Greeter"),
+                ("rpc.method", "SayHello")
+            ])
+        );
+        let r = rpc_span(Side::Server, path, SemconvStability::Duplicate).unwrap();
+        assert_eq!(
+            keys(&r.attributes),
+            pairs(&[
+                ("rpc.system.name", "grpc"),
+                ("rpc.method", "helloworld.Greeter/SayHello"),
+                ("rpc.system", "grpc"),
+                ("rpc.service", "helloworld.Greeter"),
+            ])
+        );
+        assert!(rpc_span(Side::Server, "/not-grpc", SemconvStability::Stable).is_none());
+    }
+
+    #[test]
+    fn server_and_client_error_rules() {
+        let server_errors = [
+            Code::Unknown,
+            Code::DeadlineExceeded,
+            Code::Unimplemented,
+            Code::Internal,
+            Code::Unavailable,
+            Code::DataLoss,
+        ];
+        for code in Code::ALL {
+            assert_eq!(
+                code.is_error(Side::Server),
+                server_errors.contains(&code),
+                "{code}"
+            );
+            assert_eq!(code.is_error(Side::Client), code != Code::Ok, "{code}");
+            assert_eq!(Code::from_i32(code.as_i32()), code);
+        }
+    }
+
+    #[test]
+    fn outcome_attributes_and_status() {
+        let o = RpcOutcome::new(Side::Server, Code::Internal);
+        assert_eq!(
+            keys(&o.attributes(SemconvStability::Duplicate)),
+            pairs(&[
+                ("rpc.response.status_code", "INTERNAL"),
+                ("rpc.grpc.status_code", "13"),
+                ("error.type", "INTERNAL")
+            ])
+        );
+        assert_eq!(o.status(Some("boom")), Status::error("boom"));
+        let ok = RpcOutcome::new(Side::Server, Code::InvalidArgument);
+        assert_eq!(
+            keys(&ok.attributes(SemconvStability::Stable)),
+            pairs(&[("rpc.response.status_code", "INVALID_ARGUMENT")])
+        );
+        assert_eq!(ok.status(Some("bad")), Status::Unset);
+    }
+
+    #[test]
+    fn header_parsing_never_fails() {
+        assert_eq!(Code::from_header(b"0"), Code::Ok);
+        assert_eq!(Code::from_header(b"14"), Code::Unavailable);
+        for bad in [&b""[..], b"abc", b"17", b"-1", b"\xff\xfe", b"99999999999"] {
+            assert_eq!(Code::from_header(bad), Code::Unknown);
+        }
+    }
+
+    #[test]
+    fn message_events() {
+        let e = message_event(MessageType::Sent, 1, 42, Some(30));
+        assert_eq!(e.name, "rpc.message");
+        assert_eq!(
+            keys(&e.attributes),
+            pairs(&[
+                ("rpc.message.type", "SENT"),
+                ("rpc.message.id", "1"),
+                ("rpc.message.uncompressed_size", "42"),
+                ("rpc.message.compressed_size", "30")
+            ])
+        );
+    }
+}

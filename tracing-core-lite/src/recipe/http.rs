@@ -1,0 +1,463 @@
+//! HTTP spans, per the stable HTTP semantic conventions.
+//!
+//! ```
+//! use tracing_core_lite::recipe::http::{server_span, ServerRequest};
+//! use tracing_core_lite::capture::QueryRedaction;
+//!
+//! let req = http::Request::get("/orders/42?sig=secret&page=2")
+//!     .header("host", "shop.example:8080")
+//!     .body(())
+//!     .unwrap();
+//! let recipe = server_span(
+//!     &ServerRequest::new(&req).with_route(Some("/orders/{id}")),
+//!     &QueryRedaction::default(),
+//! );
+//! assert_eq!(recipe.name, "GET /orders/{id}");
+//! let query = recipe.attributes.iter().find(|kv| kv.key.as_str() == "url.query").unwrap();
+//! assert_eq!(query.value.as_str(), "sig=REDACTED&page=2");
+//! ```
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+
+use http::{HeaderMap, Method, Uri, Version, header};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::Status;
+use opentelemetry_semantic_conventions::attribute as semconv;
+
+use super::{Side, SpanRecipe};
+use crate::capture::{QueryRedaction, redact_url_full};
+
+/// `error.type` of a request whose response body ended with an error.
+pub const ERROR_TYPE_BODY: &str = "body_error";
+/// `error.type` of a request whose response body was dropped before its end.
+pub const ERROR_TYPE_BODY_DROPPED: &str = "body_dropped";
+/// `error.type` of a client whose request timed out.
+pub const ERROR_TYPE_TIMEOUT: &str = "timeout";
+/// The fallback `error.type` (semantic conventions: `_OTHER`).
+pub const ERROR_TYPE_OTHER: &str = "_OTHER";
+
+/// What the server span of an HTTP request is made from.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerRequest<'a> {
+    /// Request method.
+    pub method: &'a Method,
+    /// Request target.
+    pub uri: &'a Uri,
+    /// Protocol version.
+    pub version: Version,
+    /// Request headers.
+    pub headers: &'a HeaderMap,
+    /// The matched route template (`/orders/{id}`), when the router knows it.
+    pub route: Option<&'a str>,
+    /// The address of the peer that sent the request.
+    pub peer: Option<SocketAddr>,
+}
+
+impl<'a> ServerRequest<'a> {
+    /// The parts of `req` (no route, no peer address).
+    pub fn new<B>(req: &'a http::Request<B>) -> Self {
+        ServerRequest {
+            method: req.method(),
+            uri: req.uri(),
+            version: req.version(),
+            headers: req.headers(),
+            route: None,
+            peer: None,
+        }
+    }
+
+    /// Sets the matched route template.
+    pub fn with_route(mut self, route: Option<&'a str>) -> Self {
+        self.route = route;
+        self
+    }
+
+    /// Sets the peer address.
+    pub fn with_peer(mut self, peer: Option<SocketAddr>) -> Self {
+        self.peer = peer;
+        self
+    }
+}
+
+/// The stable-convention name of a method: itself if the conventions know it, else `None`
+/// (it is then recorded as `_OTHER`).
+pub fn known_method(method: &Method) -> Option<&'static str> {
+    Some(match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ if method.as_str() == "QUERY" => "QUERY",
+        _ => return None,
+    })
+}
+
+/// `network.protocol.version` of an HTTP version.
+pub fn protocol_version(version: Version) -> Option<&'static str> {
+    Some(match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_11 => "1.1",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => return None,
+    })
+}
+
+fn method_attributes(method: &Method, attrs: &mut Vec<KeyValue>) -> &'static str {
+    match known_method(method) {
+        Some(m) => {
+            attrs.push(KeyValue::new(semconv::HTTP_REQUEST_METHOD, m));
+            m
+        }
+        None => {
+            attrs.push(KeyValue::new(semconv::HTTP_REQUEST_METHOD, "_OTHER"));
+            attrs.push(KeyValue::new(
+                semconv::HTTP_REQUEST_METHOD_ORIGINAL,
+                method.as_str().to_owned(),
+            ));
+            "HTTP"
+        }
+    }
+}
+
+fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Splits `host[:port]` (or `[v6]:port`) into its parts; a malformed port yields `None`.
+fn split_host_port(authority: &str) -> (&str, Option<u16>) {
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => (h, Some(p)),
+        _ => (authority, None),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (host, port.and_then(|p| p.parse().ok()))
+}
+
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    }
+}
+
+/// The server span of an HTTP request: `{method} {route}` (or `{method}` without a route),
+/// kind SERVER, and `http.request.method`, `url.path`, `url.query` (redacted), `url.scheme`,
+/// `server.address`, `server.port`, `client.address`, `network.peer.address`,
+/// `network.peer.port`, `network.protocol.version`, `user_agent.original`, `http.route`.
+///
+/// `url.scheme` is the request's own scheme, else `X-Forwarded-Proto`, else `http`;
+/// `server.address`/`server.port` come from the request authority or the `Host` header;
+/// `client.address` is the first `X-Forwarded-For` entry, else the peer address.
+pub fn server_span(req: &ServerRequest<'_>, redaction: &QueryRedaction) -> SpanRecipe {
+    let mut attrs = Vec::with_capacity(14);
+    let method = method_attributes(req.method, &mut attrs);
+    attrs.push(KeyValue::new(semconv::URL_PATH, req.uri.path().to_owned()));
+    if let Some(q) = req.uri.query() {
+        attrs.push(KeyValue::new(
+            semconv::URL_QUERY,
+            redaction.redact_query(q).into_owned(),
+        ));
+    }
+    let scheme = req
+        .uri
+        .scheme_str()
+        .or_else(|| header_str(req.headers, "x-forwarded-proto"))
+        .unwrap_or("http");
+    attrs.push(KeyValue::new(semconv::URL_SCHEME, scheme.to_owned()));
+    let authority = req
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| header_str(req.headers, header::HOST));
+    if let Some(authority) = authority {
+        let authority = authority.rsplit('@').next().unwrap_or(authority);
+        let (host, port) = split_host_port(authority);
+        if !host.is_empty() {
+            attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, host.to_owned()));
+            if let Some(port) = port.or_else(|| default_port(scheme)) {
+                attrs.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
+            }
+        }
+    }
+    let forwarded_for = header_str(req.headers, "x-forwarded-for")
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    match (forwarded_for, req.peer) {
+        (Some(client), _) => attrs.push(KeyValue::new(semconv::CLIENT_ADDRESS, client.to_owned())),
+        (None, Some(peer)) => attrs.push(KeyValue::new(
+            semconv::CLIENT_ADDRESS,
+            peer.ip().to_string(),
+        )),
+        (None, None) => {}
+    }
+    if let Some(peer) = req.peer {
+        attrs.push(KeyValue::new(
+            semconv::NETWORK_PEER_ADDRESS,
+            peer.ip().to_string(),
+        ));
+        attrs.push(KeyValue::new(
+            semconv::NETWORK_PEER_PORT,
+            i64::from(peer.port()),
+        ));
+    }
+    if let Some(v) = protocol_version(req.version) {
+        attrs.push(KeyValue::new(semconv::NETWORK_PROTOCOL_VERSION, v));
+    }
+    if let Some(ua) = header_str(req.headers, header::USER_AGENT) {
+        attrs.push(KeyValue::new(semconv::USER_AGENT_ORIGINAL, ua.to_owned()));
+    }
+    let name: Cow<'static, str> = match req.route {
+        Some(route) => {
+            attrs.push(KeyValue::new(semconv::HTTP_ROUTE, route.to_owned()));
+            Cow::Owned(format!("{method} {route}"))
+        }
+        None => Cow::Borrowed(method),
+    };
+    SpanRecipe {
+        name,
+        kind: Side::Server.span_kind(),
+        attributes: attrs,
+    }
+}
+
+/// The client span of an HTTP request: `{method}`, kind CLIENT, and `http.request.method`,
+/// `url.full` (credentials replaced by `REDACTED:REDACTED`, signed-URL query values by
+/// `REDACTED`), `server.address`, `server.port`.
+pub fn client_span(method: &Method, uri: &Uri, redaction: &QueryRedaction) -> SpanRecipe {
+    let mut attrs = Vec::with_capacity(6);
+    let name = method_attributes(method, &mut attrs);
+    attrs.push(KeyValue::new(
+        semconv::URL_FULL,
+        redact_url_full(uri, redaction),
+    ));
+    if let Some(host) = uri.host() {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, host.to_owned()));
+        if let Some(port) = uri
+            .port_u16()
+            .or_else(|| uri.scheme_str().and_then(default_port))
+        {
+            attrs.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
+        }
+    }
+    SpanRecipe {
+        name: Cow::Borrowed(name),
+        kind: Side::Client.span_kind(),
+        attributes: attrs,
+    }
+}
+
+/// Whether a response status makes the span an error: 5xx on both sides, 4xx on the client
+/// only; a code outside 100..=599 is always an error.
+pub fn is_error_status(side: Side, status: u16) -> bool {
+    match status {
+        100..=399 => false,
+        400..=499 => side == Side::Client,
+        _ => true,
+    }
+}
+
+/// How a response ends a span: `http.response.status_code`, and for an error status
+/// `error.type` (the status code) and an `Error` span status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResponseOutcome {
+    /// The response status code.
+    pub status_code: u16,
+    /// Whether it is an error for this side.
+    pub is_error: bool,
+}
+
+impl ResponseOutcome {
+    /// The outcome of `status` on `side`.
+    pub fn new(side: Side, status: u16) -> Self {
+        ResponseOutcome {
+            status_code: status,
+            is_error: is_error_status(side, status),
+        }
+    }
+
+    /// The attributes to set on the span (one or two).
+    pub fn attributes(&self) -> impl Iterator<Item = KeyValue> + use<> {
+        let code = KeyValue::new(
+            semconv::HTTP_RESPONSE_STATUS_CODE,
+            i64::from(self.status_code),
+        );
+        let error = self
+            .is_error
+            .then(|| KeyValue::new(semconv::ERROR_TYPE, self.status_code.to_string()));
+        std::iter::once(code).chain(error)
+    }
+
+    /// The span status: `Error` (without description, as the code says it all) or `Unset`.
+    pub fn status(&self) -> Status {
+        if self.is_error {
+            Status::error("")
+        } else {
+            Status::Unset
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::Value;
+
+    fn attr<'a>(r: &'a SpanRecipe, key: &str) -> Option<&'a Value> {
+        r.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| &kv.value)
+    }
+
+    fn s(r: &SpanRecipe, key: &str) -> Option<String> {
+        attr(r, key).map(|v| v.as_str().into_owned())
+    }
+
+    #[test]
+    fn server_span_has_the_stable_attributes() {
+        let req = http::Request::post("/orders/7?page=2&Signature=abc")
+            .header("host", "shop.example:8443")
+            .header("user-agent", "curl/8")
+            .header("x-forwarded-proto", "https")
+            .version(Version::HTTP_11)
+            .body(())
+            .unwrap();
+        let peer: SocketAddr = "10.1.2.3:5555".parse().unwrap();
+        let r = server_span(
+            &ServerRequest::new(&req)
+                .with_route(Some("/orders/{id}"))
+                .with_peer(Some(peer)),
+            &QueryRedaction::default(),
+        );
+        assert_eq!(r.name, "POST /orders/{id}");
+        assert_eq!(r.kind, opentelemetry::trace::SpanKind::Server);
+        assert_eq!(s(&r, "http.request.method").as_deref(), Some("POST"));
+        assert_eq!(s(&r, "url.path").as_deref(), Some("/orders/7"));
+        assert_eq!(
+            s(&r, "url.query").as_deref(),
+            Some("page=2&Signature=REDACTED")
+        );
+        assert_eq!(s(&r, "url.scheme").as_deref(), Some("https"));
+        assert_eq!(s(&r, "server.address").as_deref(), Some("shop.example"));
+        assert_eq!(attr(&r, "server.port"), Some(&Value::I64(8443)));
+        assert_eq!(s(&r, "client.address").as_deref(), Some("10.1.2.3"));
+        assert_eq!(s(&r, "network.peer.address").as_deref(), Some("10.1.2.3"));
+        assert_eq!(attr(&r, "network.peer.port"), Some(&Value::I64(5555)));
+        assert_eq!(s(&r, "network.protocol.version").as_deref(), Some("1.1"));
+        assert_eq!(s(&r, "user_agent.original").as_deref(), Some("curl/8"));
+        assert_eq!(s(&r, "http.route").as_deref(), Some("/orders/{id}"));
+    }
+
+    #[test]
+    fn server_span_without_route_or_host() {
+        let req = http::Request::get("/x")
+            .version(Version::HTTP_2)
+            .body(())
+            .unwrap();
+        let r = server_span(&ServerRequest::new(&req), &QueryRedaction::default());
+        assert_eq!(r.name, "GET");
+        assert_eq!(s(&r, "url.scheme").as_deref(), Some("http"));
+        assert!(attr(&r, "server.address").is_none());
+        assert!(attr(&r, "http.route").is_none());
+        assert!(attr(&r, "url.query").is_none());
+        assert_eq!(s(&r, "network.protocol.version").as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn forwarded_for_wins_for_client_address_and_ipv6_host() {
+        let req = http::Request::get("/")
+            .header("x-forwarded-for", " 203.0.113.9 , 10.0.0.1")
+            .header("host", "[::1]:3000")
+            .body(())
+            .unwrap();
+        let r = server_span(
+            &ServerRequest::new(&req).with_peer(Some("127.0.0.1:1".parse().unwrap())),
+            &QueryRedaction::default(),
+        );
+        assert_eq!(s(&r, "client.address").as_deref(), Some("203.0.113.9"));
+        assert_eq!(s(&r, "server.address").as_deref(), Some("::1"));
+        assert_eq!(attr(&r, "server.port"), Some(&Value::I64(3000)));
+    }
+
+    #[test]
+    fn unknown_methods_are_other() {
+        let req = http::Request::builder()
+            .method(Method::from_bytes(b"PURGE").unwrap())
+            .uri("/")
+            .body(())
+            .unwrap();
+        let r = server_span(&ServerRequest::new(&req), &QueryRedaction::default());
+        assert_eq!(r.name, "HTTP");
+        assert_eq!(s(&r, "http.request.method").as_deref(), Some("_OTHER"));
+        assert_eq!(
+            s(&r, "http.request.method_original").as_deref(),
+            Some("PURGE")
+        );
+        let query = http::Request::builder()
+            .method(Method::from_bytes(b"QUERY").unwrap())
+            .uri("/")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            server_span(&ServerRequest::new(&query), &QueryRedaction::default()).name,
+            "QUERY"
+        );
+    }
+
+    #[test]
+    fn client_span_redacts_url_full() {
+        let uri: Uri = "https://user:pw@api.example/v1/x?X-Goog-Signature=s&a=1"
+            .parse()
+            .unwrap();
+        let r = client_span(&Method::GET, &uri, &QueryRedaction::default());
+        assert_eq!(r.name, "GET");
+        assert_eq!(r.kind, opentelemetry::trace::SpanKind::Client);
+        assert_eq!(
+            s(&r, "url.full").as_deref(),
+            Some("https://REDACTED:REDACTED@api.example/v1/x?X-Goog-Signature=REDACTED&a=1")
+        );
+        assert_eq!(s(&r, "server.address").as_deref(), Some("api.example"));
+        assert_eq!(attr(&r, "server.port"), Some(&Value::I64(443)));
+    }
+
+    #[test]
+    fn status_rules() {
+        for (side, code, err) in [
+            (Side::Server, 200, false),
+            (Side::Server, 404, false),
+            (Side::Server, 499, false),
+            (Side::Server, 500, true),
+            (Side::Server, 503, true),
+            (Side::Client, 302, false),
+            (Side::Client, 404, true),
+            (Side::Client, 500, true),
+            (Side::Server, 600, true),
+            (Side::Client, 99, true),
+        ] {
+            let o = ResponseOutcome::new(side, code);
+            assert_eq!(o.is_error, err, "{side:?} {code}");
+            assert_eq!(matches!(o.status(), Status::Error { .. }), err);
+            let attrs: Vec<_> = o.attributes().collect();
+            assert_eq!(
+                attrs[0],
+                KeyValue::new("http.response.status_code", i64::from(code))
+            );
+            if err {
+                assert_eq!(attrs[1], KeyValue::new("error.type", code.to_string()));
+            } else {
+                assert_eq!(attrs.len(), 1);
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The span recipe: what a span of an HTTP or gRPC request is called, what kind it is, which
+//! semantic-convention attributes it carries, and which outcomes make it an error.
+//!
+//! Both layer crates take their spans from here, so HTTP and gRPC spans, servers and clients,
+//! follow one set of rules:
+//!
+//! - [`http`]: the stable HTTP conventions (`http.request.method`, `url.*`, `server.*`,
+//!   `http.route`, `http.response.status_code`, `error.type`). 5xx is an error on both sides,
+//!   4xx on the client only.
+//! - [`grpc`]: the RPC conventions as renamed in 2026 (`rpc.system.name`, fully qualified
+//!   `rpc.method`, `rpc.response.status_code` as the code's name), or the older names, or both,
+//!   as [`SemconvStability`] says. On a server only `UNKNOWN`, `DEADLINE_EXCEEDED`,
+//!   `UNIMPLEMENTED`, `INTERNAL`, `UNAVAILABLE` and `DATA_LOSS` are errors; on a client every
+//!   code but `OK`.
+//!
+//! A span's status stays `Unset` on success, as the specification asks of instrumentation.
+
+pub mod grpc;
+pub mod http;
+
+use std::borrow::Cow;
+
+use opentelemetry::trace::{SpanBuilder, SpanKind, Tracer};
+use opentelemetry::{Context, KeyValue};
+
+/// Which end of a call a span describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The span of the service that received the request (`SpanKind::Server`).
+    Server,
+    /// The span of the caller (`SpanKind::Client`).
+    Client,
+}
+
+impl Side {
+    /// The span kind of this side.
+    pub fn span_kind(self) -> SpanKind {
+        match self {
+            Side::Server => SpanKind::Server,
+            Side::Client => SpanKind::Client,
+        }
+    }
+}
+
+/// A span about to be started: name, kind and the attributes known at the start.
+///
+/// Attributes are known before the span starts so that samplers can see them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpanRecipe {
+    /// The span name, e.g. `GET /orders/{id}` or `helloworld.Greeter/SayHello`.
+    pub name: Cow<'static, str>,
+    /// Server or client.
+    pub kind: SpanKind,
+    /// Semantic-convention attributes.
+    pub attributes: Vec<KeyValue>,
+}
+
+impl SpanRecipe {
+    /// A span builder carrying the recipe.
+    pub fn into_builder(self) -> SpanBuilder {
+        SpanBuilder::from_name(self.name)
+            .with_kind(self.kind)
+            .with_attributes(self.attributes)
+    }
+
+    /// Starts the span as a child of `parent` (a new root if `parent` holds no span).
+    pub fn start<T: Tracer>(self, tracer: &T, parent: &Context) -> T::Span {
+        tracer.build_with_context(self.into_builder(), parent)
+    }
+}
+
+/// The environment variable that chooses between old and new semantic-convention names.
+pub const OTEL_SEMCONV_STABILITY_OPT_IN: &str = "OTEL_SEMCONV_STABILITY_OPT_IN";
+
+/// Which RPC attribute names to emit, from `OTEL_SEMCONV_STABILITY_OPT_IN`.
+///
+/// | value contains | names |
+/// |---|---|
+/// | (nothing, or `rpc`) | the 2026 names: `rpc.system.name`, `rpc.method` = `pkg.Service/Method`, `rpc.response.status_code` = `"OK"` |
+/// | `rpc/dup` | both: the 2026 names plus `rpc.system`, `rpc.service`, `rpc.grpc.status_code` (`rpc.method` holds the fully qualified name, as the two conventions share that key) |
+/// | `rpc/old` | only the older names: `rpc.system`, `rpc.service`, `rpc.method` = `Method`, `rpc.grpc.status_code` = `0` |
+///
+/// `rpc/dup` wins over `rpc/old` when both are given, as in other OpenTelemetry
+/// instrumentations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SemconvStability {
+    /// The 2026 names only (the default).
+    #[default]
+    Stable,
+    /// The 2026 names and the older ones.
+    Duplicate,
+    /// The older names only.
+    Old,
+}
+
+impl SemconvStability {
+    /// Parses an `OTEL_SEMCONV_STABILITY_OPT_IN` value (a comma-separated list; entries for
+    /// other domains, such as `http`, are ignored).
+    pub fn parse(value: &str) -> Self {
+        let entries = || value.split(',').map(str::trim);
+        if entries().any(|e| e.eq_ignore_ascii_case("rpc/dup")) {
+            SemconvStability::Duplicate
+        } else if entries().any(|e| e.eq_ignore_ascii_case("rpc/old")) {
+            SemconvStability::Old
+        } else {
+            SemconvStability::Stable
+        }
+    }
+
+    /// Reads `OTEL_SEMCONV_STABILITY_OPT_IN` from the environment.
+    pub fn from_env() -> Self {
+        SemconvStability::parse(&std::env::var(OTEL_SEMCONV_STABILITY_OPT_IN).unwrap_or_default())
+    }
+
+    /// Whether the 2026 names are emitted.
+    pub fn emit_stable(self) -> bool {
+        matches!(self, SemconvStability::Stable | SemconvStability::Duplicate)
+    }
+
+    /// Whether the older names are emitted.
+    pub fn emit_old(self) -> bool {
+        matches!(self, SemconvStability::Old | SemconvStability::Duplicate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stability_parsing() {
+        assert_eq!(SemconvStability::parse(""), SemconvStability::Stable);
+        assert_eq!(
+            SemconvStability::parse("http,rpc"),
+            SemconvStability::Stable
+        );
+        assert_eq!(
+            SemconvStability::parse("http, rpc/dup"),
+            SemconvStability::Duplicate
+        );
+        assert_eq!(SemconvStability::parse("rpc/old"), SemconvStability::Old);
+        assert_eq!(
+            SemconvStability::parse("rpc/old,rpc/dup"),
+            SemconvStability::Duplicate
+        );
+        assert!(
+            SemconvStability::Duplicate.emit_old() && SemconvStability::Duplicate.emit_stable()
+        );
+        assert!(!SemconvStability::Old.emit_stable());
+    }
+}
