@@ -37,6 +37,7 @@ pub mod instrument;
 pub mod pipeline;
 pub mod propagation;
 pub mod recipe;
+pub mod sampling;
 pub mod tracer;
 
 pub use error::ConfigError;

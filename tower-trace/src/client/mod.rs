@@ -1,0 +1,136 @@
+//! The HTTP client middleware: [`ClientLayer`] and its [`ClientTrace`] service.
+//!
+//! For each request it starts a CLIENT span named `{method}` as a child of the
+//! [`opentelemetry::Context`] found in the request extensions, or else of the current context;
+//! injects that span's context into the outgoing headers with every configured propagator;
+//! records `http.request.method`, `url.full` (credentials as `REDACTED:REDACTED`),
+//! `server.address`, `server.port`, `http.response.status_code`; makes 4xx and 5xx errors, and
+//! records transport errors with `error.type`. The span ends when the response body ends (or
+//! fails, or is dropped), so a streamed download is inside its span.
+
+mod layer;
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use http::{Extensions, HeaderMap, Method, Request, Response, Uri};
+use http_body::Body;
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{TraceContextExt, Tracer};
+use opentelemetry::{Context, global};
+use tower::Service;
+use tracing_core_lite::capture::Direction;
+use tracing_core_lite::propagation::HeaderInjector;
+use tracing_core_lite::recipe::http::client_span;
+
+pub use layer::ClientLayer;
+
+use crate::RequestView;
+use crate::body::TracedBody;
+use crate::future::ResponseFuture;
+use crate::observer::ResponseObserver;
+use layer::Config;
+
+/// The service of [`ClientLayer`].
+#[derive(Clone)]
+pub struct ClientTrace<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for ClientTrace<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientTrace")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> ClientTrace<S> {
+    /// Wraps `inner` with the default configuration ([`ClientLayer::new`]).
+    pub fn new(inner: S) -> Self {
+        tower::Layer::layer(&ClientLayer::new(), inner)
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+/// Starts the client span of a request and injects its context into `headers`; shared with
+/// the reqwest middleware. The parent is the [`Context`] in `extensions`, else the current one.
+pub(crate) fn start_client_span(
+    config: &Config,
+    method: &Method,
+    uri: &Uri,
+    headers: &mut HeaderMap,
+    extensions: &Extensions,
+) -> Context {
+    let parent = extensions
+        .get::<Context>()
+        .cloned()
+        .unwrap_or_else(Context::current);
+    let view = RequestView {
+        method,
+        uri,
+        headers,
+        extensions,
+    };
+    let mut recipe = client_span(method, uri, &config.redaction);
+    if let Some(name) = &config.name {
+        recipe.name = name(&view).into();
+    }
+    if let Some(extra) = &config.request_attributes {
+        recipe.attributes.extend(extra(&view));
+    }
+    if !config.headers.is_empty(Direction::Request) {
+        recipe
+            .attributes
+            .extend(config.headers.attributes(Direction::Request, headers));
+    }
+    let span = config
+        .tracer
+        .tracer()
+        .build_with_context(recipe.into_builder(), &parent);
+    let cx = parent.with_span(span);
+    let mut injector = HeaderInjector(headers);
+    match &config.propagators {
+        Some(p) => p.inject_context(&cx, &mut injector),
+        None => global::get_text_map_propagator(|p| p.inject_context(&cx, &mut injector)),
+    }
+    cx
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ClientTrace<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Error: fmt::Display,
+    ResBody: Body,
+{
+    type Response = Response<TracedBody<ResBody, ResponseObserver>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let (mut parts, body) = req.into_parts();
+        let cx = start_client_span(
+            &self.config,
+            &parts.method,
+            &parts.uri,
+            &mut parts.headers,
+            &parts.extensions,
+        );
+        let req = Request::from_parts(parts, body);
+        let future = {
+            let _current = cx.clone().attach();
+            self.inner.call(req)
+        };
+        ResponseFuture::new(future, cx, Some(Arc::clone(&self.config.response)))
+    }
+}

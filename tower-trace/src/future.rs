@@ -1,0 +1,153 @@
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll, ready};
+
+use http::Response;
+use http_body::Body;
+use opentelemetry::trace::{Status, TraceContextExt};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_semantic_conventions::attribute as semconv;
+use pin_project::{pin_project, pinned_drop};
+use tracing_core_lite::capture::Direction;
+use tracing_core_lite::recipe::Side;
+
+/// A hook computing attributes from a response head.
+pub(crate) type ResponseAttrsFn =
+    dyn Fn(&http::response::Parts) -> Vec<opentelemetry::KeyValue> + Send + Sync;
+
+/// How a response is recorded, the same for servers and clients but for the status rules.
+#[derive(Clone)]
+pub(crate) struct ResponsePolicy {
+    pub(crate) side: Side,
+    pub(crate) headers: HeaderCapture,
+    pub(crate) payload: PayloadCapture,
+    pub(crate) attributes: Option<Arc<ResponseAttrsFn>>,
+}
+
+impl ResponsePolicy {
+    pub(crate) fn new(side: Side) -> Self {
+        ResponsePolicy {
+            side,
+            headers: HeaderCapture::new(),
+            payload: PayloadCapture::off(),
+            attributes: None,
+        }
+    }
+}
+use tracing_core_lite::recipe::http::ResponseOutcome;
+
+use tracing_core_lite::capture::{HeaderCapture, PayloadCapture};
+
+use crate::body::TracedBody;
+use crate::observer::{Capture, ResponseObserver};
+
+/// `error.type` of a request whose response future was dropped before it completed.
+pub const ERROR_TYPE_CANCELLED: &str = "cancelled";
+
+/// Response future of the server and client services: polls the inner future with the
+/// request's context current, then records the response (status per side, headers, hooks)
+/// and hands the span to the response body, which ends it.
+#[pin_project(PinnedDrop)]
+pub struct ResponseFuture<F, B> {
+    #[pin]
+    inner: F,
+    cx: Context,
+    /// Set while the span is this future's to end (traced requests only).
+    policy: Option<Arc<ResponsePolicy>>,
+    _body: PhantomData<fn() -> B>,
+}
+
+impl<F, B> ResponseFuture<F, B> {
+    pub(crate) fn new(inner: F, cx: Context, policy: Option<Arc<ResponsePolicy>>) -> Self {
+        ResponseFuture {
+            inner,
+            cx,
+            policy,
+            _body: PhantomData,
+        }
+    }
+}
+
+impl<F, B> fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("traced", &self.policy.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
+    E: fmt::Display,
+{
+    type Output = Result<Response<TracedBody<B, ResponseObserver>>, E>;
+
+    fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = {
+            let _current = this.cx.clone().attach();
+            ready!(this.inner.poll(task))
+        };
+        let Some(policy) = this.policy.take() else {
+            return Poll::Ready(result.map(|res| res.map(|body| TracedBody::new(body, None))));
+        };
+        let span = this.cx.span();
+        match result {
+            Ok(res) => {
+                let (parts, body) = res.into_parts();
+                let outcome = ResponseOutcome::new(policy.side, parts.status.as_u16());
+                span.set_attributes(outcome.attributes());
+                span.set_status(outcome.status());
+                if !policy.headers.is_empty(Direction::Response) {
+                    span.set_attributes(
+                        policy
+                            .headers
+                            .attributes(Direction::Response, &parts.headers),
+                    );
+                }
+                if let Some(extra) = &policy.attributes {
+                    span.set_attributes(extra(&parts));
+                }
+                let observer = ResponseObserver {
+                    cx: this.cx.clone(),
+                    capture: policy
+                        .payload
+                        .buffer()
+                        .map(|buffer| Capture::new(buffer, &parts.headers)),
+                };
+                Poll::Ready(Ok(Response::from_parts(
+                    parts,
+                    TracedBody::new(body, Some(observer)),
+                )))
+            }
+            Err(error) => {
+                span.set_attribute(KeyValue::new(
+                    semconv::ERROR_TYPE,
+                    std::any::type_name::<E>(),
+                ));
+                span.set_status(Status::error(error.to_string()));
+                span.end();
+                Poll::Ready(Err(error))
+            }
+        }
+    }
+}
+
+#[pinned_drop]
+impl<F, B> PinnedDrop for ResponseFuture<F, B> {
+    fn drop(self: Pin<&mut Self>) {
+        let this = self.project();
+        if this.policy.take().is_some() {
+            // Dropped before the inner service answered (client gone, timeout layer...).
+            let span = this.cx.span();
+            span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, ERROR_TYPE_CANCELLED));
+            span.set_status(Status::error("request cancelled before the response"));
+            span.end();
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The reqwest integration (feature `reqwest`): a `reqwest_middleware::Middleware`.
+
+use http::Extensions;
+use opentelemetry::trace::{Status, TraceContextExt};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_semantic_conventions::attribute as semconv;
+use reqwest_middleware::{Middleware, Next};
+use tracing_core_lite::capture::Direction;
+use tracing_core_lite::recipe::http::{ERROR_TYPE_OTHER, ERROR_TYPE_TIMEOUT, ResponseOutcome};
+
+use crate::ClientLayer;
+use crate::body::TracedBody;
+use crate::client::start_client_span;
+use crate::observer::{Capture, ResponseObserver};
+
+/// Traces `reqwest` calls through `reqwest-middleware`, with the same spans as
+/// [`ClientLayer`]: a CLIENT span per request, its context injected into the headers, ended
+/// when the response body has been read (or fails, or is dropped).
+///
+/// ```
+/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(tower_trace::ReqwestMiddleware::new())
+///     .build();
+/// # let _ = client;
+/// ```
+///
+/// The parent is an [`opentelemetry::Context`] in the middleware extensions
+/// (`RequestBuilder::with_extension`), else the current context.
+#[derive(Clone, Debug, Default)]
+pub struct ReqwestMiddleware {
+    layer: ClientLayer,
+}
+
+impl ReqwestMiddleware {
+    /// The middleware with [`ClientLayer::new`]'s defaults.
+    pub fn new() -> Self {
+        ReqwestMiddleware::default()
+    }
+
+    /// The middleware configured as `layer` (tracer, propagators, redaction, capture).
+    pub fn from_layer(layer: ClientLayer) -> Self {
+        ReqwestMiddleware { layer }
+    }
+}
+
+fn error_type(error: &reqwest_middleware::Error) -> &'static str {
+    match error {
+        reqwest_middleware::Error::Reqwest(e) if e.is_timeout() => ERROR_TYPE_TIMEOUT,
+        reqwest_middleware::Error::Reqwest(e) if e.is_connect() => "connect",
+        reqwest_middleware::Error::Reqwest(_) => "reqwest::Error",
+        reqwest_middleware::Error::Middleware(_) => ERROR_TYPE_OTHER,
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for ReqwestMiddleware {
+    async fn handle(
+        &self,
+        mut req: reqwest::Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let config = &self.layer.config;
+        let method = req.method().clone();
+        let uri: http::Uri = match req.url().as_str().parse() {
+            Ok(uri) => uri,
+            // Not an http URI (reqwest would fail it anyway): trace it as a bare path.
+            Err(_) => http::Uri::from_static("/"),
+        };
+        let cx: Context = start_client_span(config, &method, &uri, req.headers_mut(), extensions);
+        let result = next.run(req, extensions).await;
+        let span = cx.span();
+        match result {
+            Ok(res) => {
+                let url = res.url().clone();
+                let res: http::Response<reqwest::Body> = res.into();
+                let (mut parts, body) = res.into_parts();
+                let outcome = ResponseOutcome::new(config.response.side, parts.status.as_u16());
+                span.set_attributes(outcome.attributes());
+                span.set_status(outcome.status());
+                let policy = &config.response;
+                if !policy.headers.is_empty(Direction::Response) {
+                    span.set_attributes(
+                        policy
+                            .headers
+                            .attributes(Direction::Response, &parts.headers),
+                    );
+                }
+                if let Some(extra) = &policy.attributes {
+                    span.set_attributes(extra(&parts));
+                }
+                // Keep the response URL across the conversion (reqwest stores it in the
+                // extensions of the response it is built from).
+                if let Ok(with_url) =
+                    reqwest::ResponseBuilderExt::url(http::Response::builder(), url).body(())
+                {
+                    parts.extensions.extend(with_url.into_parts().0.extensions);
+                }
+                let observer = ResponseObserver {
+                    cx: cx.clone(),
+                    capture: policy
+                        .payload
+                        .buffer()
+                        .map(|b| Capture::new(b, &parts.headers)),
+                };
+                let body = reqwest::Body::wrap(TracedBody::new(body, Some(observer)));
+                Ok(reqwest::Response::from(http::Response::from_parts(
+                    parts, body,
+                )))
+            }
+            Err(error) => {
+                span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, error_type(&error)));
+                span.set_status(Status::error(error.to_string()));
+                span.end();
+                Err(error)
+            }
+        }
+    }
+}

@@ -1,0 +1,295 @@
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use http::{Extensions, HeaderMap, Method, Uri};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::TracerProvider;
+use tower::Layer;
+use tracing_core_lite::capture::{HeaderCapture, PayloadCapture, QueryRedaction};
+use tracing_core_lite::filter::{Filter, RequestHead};
+use tracing_core_lite::{Propagators, TracerSource};
+
+use tracing_core_lite::recipe::Side;
+
+use super::Trace;
+use crate::future::ResponsePolicy;
+
+/// What a route extractor, a span namer, a sampling hook or an attribute hook sees of a
+/// request.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestView<'a> {
+    /// Request method.
+    pub method: &'a Method,
+    /// Request target.
+    pub uri: &'a Uri,
+    /// Request headers.
+    pub headers: &'a HeaderMap,
+    /// Request extensions (axum's `MatchedPath`, connection info...).
+    pub extensions: &'a Extensions,
+}
+
+impl<'a> RequestView<'a> {
+    /// The view of `req`.
+    pub fn new<B>(req: &'a http::Request<B>) -> Self {
+        RequestView {
+            method: req.method(),
+            uri: req.uri(),
+            headers: req.headers(),
+            extensions: req.extensions(),
+        }
+    }
+
+    pub(crate) fn head(&self) -> RequestHead<'a> {
+        RequestHead {
+            method: self.method,
+            uri: self.uri,
+            headers: self.headers,
+        }
+    }
+}
+
+/// A per-request sampling decision, from [`ServerLayer::with_sampling`], taken before the
+/// tracer provider's sampler.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Sampling {
+    /// Let the tracer provider's sampler decide.
+    Default,
+    /// Keep this fraction (0 to 1) of the traces, chosen by trace id as `TraceIdRatioBased`
+    /// chooses, and let the provider's sampler decide for those; drop the others.
+    Ratio(f64),
+    /// Do not record: no span, and the calls the request makes carry a not-sampled context
+    /// of the same trace, so downstream services do not record either.
+    Drop,
+}
+
+pub(crate) type RouteFn = dyn for<'a> Fn(&RequestView<'a>) -> Option<Cow<'a, str>> + Send + Sync;
+pub(crate) type NameFn = dyn Fn(&RequestView<'_>, Option<&str>) -> String + Send + Sync;
+pub(crate) type SamplingFn = dyn Fn(&RequestView<'_>, Option<&str>) -> Sampling + Send + Sync;
+pub(crate) type RequestAttrsFn = dyn Fn(&RequestView<'_>) -> Vec<KeyValue> + Send + Sync;
+pub(crate) type PublicFn = dyn Fn(&RequestView<'_>) -> bool + Send + Sync;
+
+/// Everything a [`Trace`] service needs, shared by all its clones.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) tracer: TracerSource,
+    pub(crate) propagators: Option<Propagators>,
+    pub(crate) filter: Filter,
+    pub(crate) redaction: QueryRedaction,
+    pub(crate) headers: HeaderCapture,
+    pub(crate) request_payload: PayloadCapture,
+    pub(crate) response: Arc<ResponsePolicy>,
+    pub(crate) route: Option<Arc<RouteFn>>,
+    pub(crate) name: Option<Arc<NameFn>>,
+    pub(crate) sampling: Option<Arc<SamplingFn>>,
+    pub(crate) request_attributes: Option<Arc<RequestAttrsFn>>,
+    pub(crate) public_endpoint: Option<Arc<PublicFn>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            tracer: TracerSource::global(),
+            propagators: None,
+            filter: Filter::all(),
+            redaction: QueryRedaction::default(),
+            headers: HeaderCapture::new(),
+            request_payload: PayloadCapture::off(),
+            response: Arc::new(ResponsePolicy::new(Side::Server)),
+            #[cfg(feature = "axum")]
+            route: Some(Arc::new(crate::axum::matched_path)),
+            #[cfg(not(feature = "axum"))]
+            route: None,
+            name: None,
+            sampling: None,
+            request_attributes: None,
+            public_endpoint: None,
+        }
+    }
+}
+
+/// The server layer: every request becomes a SERVER span that continues the caller's trace.
+///
+/// Built with `with_*` options, tower-http style; cheap to clone (the configuration is shared).
+///
+/// ```
+/// use tower_trace::ServerLayer;
+/// use tracing_core_lite::filter::Filter;
+///
+/// let layer = ServerLayer::new()
+///     .with_filter(Filter::skip_paths(["/health"]))
+///     .with_request_headers(["x-request-id"])
+///     .with_route(|req| Some(req.uri.path().split('/').take(2).collect::<Vec<_>>().join("/").into()));
+/// # let _ = layer;
+/// ```
+#[derive(Clone, Default)]
+#[must_use]
+pub struct ServerLayer {
+    pub(crate) config: Arc<Config>,
+}
+
+impl fmt::Debug for ServerLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerLayer")
+            .field("tracer", &self.config.tracer)
+            .field("propagators", &self.config.propagators)
+            .field("request_payload", &self.config.request_payload)
+            .field("response_payload", &self.config.response.payload)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerLayer {
+    /// A layer with the defaults: the global tracer provider and propagator, every request
+    /// traced, no headers or payloads captured, the conventions' query keys redacted, and
+    /// (with the `axum` feature) the route from axum's `MatchedPath`.
+    pub fn new() -> Self {
+        ServerLayer::default()
+    }
+
+    fn update(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        f(Arc::make_mut(&mut self.config));
+        self
+    }
+
+    /// Starts spans with a tracer of `provider` instead of the global one.
+    pub fn with_tracer_provider<P>(self, provider: &P) -> Self
+    where
+        P: TracerProvider,
+        P::Tracer: Send + Sync + 'static,
+        <P::Tracer as opentelemetry::trace::Tracer>::Span: Send + Sync + 'static,
+    {
+        let tracer = TracerSource::from_provider(provider);
+        self.update(|c| c.tracer = tracer)
+    }
+
+    /// Extracts the parent with these propagators instead of the global propagator.
+    pub fn with_propagators(self, propagators: Propagators) -> Self {
+        self.update(|c| c.propagators = Some(propagators))
+    }
+
+    /// Traces only the requests `filter` accepts. A filtered-out request has no span, but its
+    /// incoming context is still current for the handler, so the calls it makes continue the
+    /// caller's trace.
+    pub fn with_filter(self, filter: Filter) -> Self {
+        self.update(|c| c.filter = filter)
+    }
+
+    /// Which query values are replaced with `REDACTED` in `url.query`.
+    pub fn with_query_redaction(self, redaction: QueryRedaction) -> Self {
+        self.update(|c| c.redaction = redaction)
+    }
+
+    /// Records these request headers as `http.request.header.<name>` (credentials are always
+    /// `REDACTED`).
+    pub fn with_request_headers<I, K>(self, names: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: AsRef<str>,
+    {
+        self.update(|c| c.headers = c.headers.clone().with_request_headers(names))
+    }
+
+    /// Records these response headers as `http.response.header.<name>`.
+    pub fn with_response_headers<I, K>(self, names: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: AsRef<str>,
+    {
+        self.update(|c| {
+            let r = Arc::make_mut(&mut c.response);
+            r.headers = r.headers.clone().with_response_headers(names);
+        })
+    }
+
+    /// Replaces the header capture policy (request and response).
+    pub fn with_header_capture(self, capture: HeaderCapture) -> Self {
+        self.update(|c| {
+            Arc::make_mut(&mut c.response).headers = capture.clone();
+            c.headers = capture;
+        })
+    }
+
+    /// Records up to `max_bytes` of each request body as the `http.request.body.content`
+    /// attribute (text and JSON as text, anything else as size and hex), keeping no more than
+    /// that in memory. Off by default.
+    pub fn with_request_payload(self, capture: PayloadCapture) -> Self {
+        self.update(|c| c.request_payload = capture)
+    }
+
+    /// Records up to `max_bytes` of each response body as `http.response.body.content`.
+    pub fn with_response_payload(self, capture: PayloadCapture) -> Self {
+        self.update(|c| Arc::make_mut(&mut c.response).payload = capture)
+    }
+
+    /// How to find the route template (`/orders/{id}`) of a request, for the span name and
+    /// `http.route`. With the `axum` feature, the default reads axum's `MatchedPath`.
+    pub fn with_route<F>(self, route: F) -> Self
+    where
+        F: for<'a> Fn(&RequestView<'a>) -> Option<Cow<'a, str>> + Send + Sync + 'static,
+    {
+        self.update(|c| c.route = Some(Arc::new(route)))
+    }
+
+    /// Names spans with `name(request, route)` instead of `{method} {route}`.
+    pub fn with_span_name<F>(self, name: F) -> Self
+    where
+        F: Fn(&RequestView<'_>, Option<&str>) -> String + Send + Sync + 'static,
+    {
+        self.update(|c| c.name = Some(Arc::new(name)))
+    }
+
+    /// Decides per request (e.g. per route) whether to sample, over the provider's sampler.
+    pub fn with_sampling<F>(self, decide: F) -> Self
+    where
+        F: Fn(&RequestView<'_>, Option<&str>) -> Sampling + Send + Sync + 'static,
+    {
+        self.update(|c| c.sampling = Some(Arc::new(decide)))
+    }
+
+    /// Adds attributes computed from the request (known at span start, so samplers see them).
+    pub fn with_request_attributes<F>(self, attributes: F) -> Self
+    where
+        F: Fn(&RequestView<'_>) -> Vec<KeyValue> + Send + Sync + 'static,
+    {
+        self.update(|c| c.request_attributes = Some(Arc::new(attributes)))
+    }
+
+    /// Adds attributes computed from the response head.
+    pub fn with_response_attributes<F>(self, attributes: F) -> Self
+    where
+        F: Fn(&http::response::Parts) -> Vec<KeyValue> + Send + Sync + 'static,
+    {
+        self.update(|c| Arc::make_mut(&mut c.response).attributes = Some(Arc::new(attributes)))
+    }
+
+    /// Public-endpoint mode: the incoming context is not trusted as a parent. Each request
+    /// starts a new trace whose span *links* to the caller's span context, and incoming
+    /// baggage is dropped.
+    pub fn with_public_endpoint(self, public: bool) -> Self {
+        self.update(|c| {
+            c.public_endpoint =
+                public.then(|| Arc::new(|_: &RequestView<'_>| true) as Arc<PublicFn>)
+        })
+    }
+
+    /// Public-endpoint mode for the requests `is_public` selects (e.g. by a header set by
+    /// your edge proxy).
+    pub fn with_public_endpoint_fn<F>(self, is_public: F) -> Self
+    where
+        F: Fn(&RequestView<'_>) -> bool + Send + Sync + 'static,
+    {
+        self.update(|c| c.public_endpoint = Some(Arc::new(is_public)))
+    }
+}
+
+impl<S> Layer<S> for ServerLayer {
+    type Service = Trace<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Trace {
+            inner,
+            config: Arc::clone(&self.config),
+        }
+    }
+}

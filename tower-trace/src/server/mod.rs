@@ -1,0 +1,218 @@
+//! The HTTP server middleware: [`ServerLayer`] and its [`Trace`] service.
+//!
+//! For each request it:
+//!
+//! 1. extracts the caller's context with the configured propagators (the global propagator by
+//!    default; see [`ServerLayer::with_propagators`]);
+//! 2. starts a SERVER span named `{method} {route}` (or `{method}`) with the stable HTTP
+//!    attributes of [`tracing_core_lite::recipe::http::server_span`];
+//! 3. makes that context current while the inner service runs, and puts it in the request
+//!    extensions as an [`opentelemetry::Context`], so handlers, `tracing` code and the client
+//!    layers nest under it;
+//! 4. records the response status (5xx is an error, 4xx is not) and ends the span when the
+//!    response body has been sent, has failed, or has been dropped early (then `error.type`
+//!    says `body_dropped`), never when only the headers are ready.
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//! use bytes::Bytes;
+//! use tower::{ServiceBuilder, service_fn};
+//!
+//! let service = ServiceBuilder::new()
+//!     .layer(tower_trace::ServerLayer::new())
+//!     .service(service_fn(|_req: Request<tower_trace::RequestBody<Full<Bytes>>>| async {
+//!         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("hello"))))
+//!     }));
+//! # let _ = service;
+//! ```
+
+mod layer;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use http::{Request, Response};
+use http_body::Body;
+use opentelemetry::trace::{Link, TraceContextExt, Tracer};
+use opentelemetry::{Context, global};
+use tower::Service;
+use tracing_core_lite::capture::Direction;
+use tracing_core_lite::propagation::HeaderExtractor;
+use tracing_core_lite::recipe::http::{ServerRequest, server_span};
+use tracing_core_lite::sampling::{random_trace_id, trace_id_in_ratio, unsampled_context};
+
+pub use layer::{RequestView, Sampling, ServerLayer};
+
+use crate::body::TracedBody;
+use crate::future::{ResponseFuture, ResponsePolicy};
+use crate::observer::{Capture, RequestObserver, ResponseObserver};
+use layer::Config;
+
+/// The request body the inner service of a [`Trace`] receives: the original body, observed
+/// for payload capture when that is on.
+pub type RequestBody<B> = TracedBody<B, RequestObserver>;
+
+/// The response body a [`Trace`] returns: the inner service's body, which ends the span when
+/// it ends.
+pub type ResponseBody<B> = TracedBody<B, ResponseObserver>;
+
+/// The service of [`ServerLayer`].
+#[derive(Clone)]
+pub struct Trace<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for Trace<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Trace")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Trace<S> {
+    /// Wraps `inner` with the default configuration ([`ServerLayer::new`]).
+    pub fn new(inner: S) -> Self {
+        tower::Layer::layer(&ServerLayer::new(), inner)
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+/// The peer address, from axum's `ConnectInfo` (feature `axum`) or a `SocketAddr` that the
+/// accept loop put in the request extensions.
+fn peer_addr(extensions: &http::Extensions) -> Option<SocketAddr> {
+    #[cfg(feature = "axum")]
+    if let Some(info) = extensions.get::<::axum::extract::ConnectInfo<SocketAddr>>() {
+        return Some(info.0);
+    }
+    extensions.get::<SocketAddr>().copied()
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Trace<S>
+where
+    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
+    S::Error: fmt::Display,
+    ReqBody: Body,
+    ResBody: Body,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let config = &self.config;
+        let extracted = match &config.propagators {
+            Some(p) => p.extract_headers(req.headers()),
+            None => global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(req.headers()))),
+        };
+        let view = RequestView::new(&req);
+        if !config.filter.should_trace(&view.head()) {
+            return self.call_with(req, extracted, None, None);
+        }
+
+        let public = config.public_endpoint.as_ref().is_some_and(|f| f(&view));
+        let route = config.route.as_ref().and_then(|f| f(&view));
+        let mut recipe = server_span(
+            &ServerRequest::new(&req)
+                .with_route(route.as_deref())
+                .with_peer(peer_addr(req.extensions())),
+            &config.redaction,
+        );
+        if let Some(name) = &config.name {
+            recipe.name = name(&view, route.as_deref()).into();
+        }
+        if let Some(extra) = &config.request_attributes {
+            recipe.attributes.extend(extra(&view));
+        }
+        if !config.headers.is_empty(Direction::Request) {
+            recipe
+                .attributes
+                .extend(config.headers.attributes(Direction::Request, req.headers()));
+        }
+        let sampling = config.sampling.as_ref().map(|f| f(&view, route.as_deref()));
+        drop(route);
+
+        let (parent, links) = if public {
+            let caller = extracted.span().span_context().clone();
+            let links = if caller.is_valid() {
+                vec![Link::with_context(caller)]
+            } else {
+                Vec::new()
+            };
+            (Context::new(), links)
+        } else {
+            (extracted, Vec::new())
+        };
+        let drop_it = match sampling {
+            None | Some(Sampling::Default) => false,
+            Some(Sampling::Drop) => true,
+            Some(Sampling::Ratio(ratio)) => {
+                let sc = parent.span().span_context().clone();
+                let coin = if sc.is_valid() {
+                    sc.trace_id()
+                } else {
+                    random_trace_id()
+                };
+                !trace_id_in_ratio(coin, ratio)
+            }
+        };
+        if drop_it {
+            let cx = unsampled_context(&parent);
+            return self.call_with(req, cx, None, None);
+        }
+        let mut builder = recipe.into_builder();
+        if !links.is_empty() {
+            builder = builder.with_links(links);
+        }
+        let span = config.tracer.tracer().build_with_context(builder, &parent);
+        let cx = parent.with_span(span);
+
+        let observer = config
+            .request_payload
+            .buffer()
+            .map(|buffer| RequestObserver {
+                cx: cx.clone(),
+                capture: Capture::new(buffer, req.headers()),
+            });
+        let response = Some(Arc::clone(&config.response));
+        self.call_with(req, cx, observer, response)
+    }
+}
+
+impl<S> Trace<S> {
+    /// Calls the inner service with `cx` current and in the request extensions, the request
+    /// body observed by `observer`; the future records the response per `response`.
+    fn call_with<ReqBody, ResBody>(
+        &mut self,
+        req: Request<ReqBody>,
+        cx: Context,
+        observer: Option<RequestObserver>,
+        response: Option<Arc<ResponsePolicy>>,
+    ) -> ResponseFuture<S::Future, ResBody>
+    where
+        ReqBody: Body,
+        S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
+    {
+        let (mut parts, body) = req.into_parts();
+        parts.extensions.insert(cx.clone());
+        let req = Request::from_parts(parts, TracedBody::new(body, observer));
+        let future = {
+            let _current = cx.clone().attach();
+            self.inner.call(req)
+        };
+        ResponseFuture::new(future, cx, response)
+    }
+}
