@@ -315,6 +315,7 @@ type MakeProcessor =
 #[must_use = "a pipeline does nothing until `install` is called"]
 pub struct Pipeline {
     service_name: Option<String>,
+    default_service_name: Option<String>,
     resource_attributes: Vec<KeyValue>,
     exporters: Vec<ExporterKind>,
     otlp_protocol: OtlpProtocol,
@@ -332,6 +333,7 @@ impl fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pipeline")
             .field("service_name", &self.service_name)
+            .field("default_service_name", &self.default_service_name)
             .field("resource_attributes", &self.resource_attributes)
             .field("exporters", &self.exporters)
             .field("otlp_protocol", &self.otlp_protocol)
@@ -358,6 +360,7 @@ impl Pipeline {
     pub fn new() -> Self {
         Pipeline {
             service_name: None,
+            default_service_name: None,
             resource_attributes: Vec::new(),
             exporters: vec![ExporterKind::Console],
             otlp_protocol: OtlpProtocol::default(),
@@ -439,6 +442,14 @@ impl Pipeline {
     /// Sets `service.name` (overrides `OTEL_SERVICE_NAME`).
     pub fn with_service_name(mut self, name: impl Into<String>) -> Self {
         self.service_name = Some(name.into());
+        self
+    }
+
+    /// Sets the `service.name` to use when neither `OTEL_SERVICE_NAME` nor a `service.name` in
+    /// `OTEL_RESOURCE_ATTRIBUTES` names the service (programs that want a sensible name but
+    /// let deployments rename them).
+    pub fn with_default_service_name(mut self, name: impl Into<String>) -> Self {
+        self.default_service_name = Some(name.into());
         self
     }
 
@@ -535,6 +546,7 @@ impl Pipeline {
                 .find(|kv| kv.key.as_str() == "service.name")
                 .map(|kv| kv.value.to_string())
         });
+        let service_name = service_name.or_else(|| self.default_service_name.clone());
         let service_name = service_name.unwrap_or_else(|| {
             let program = std::env::current_exe()
                 .ok()
