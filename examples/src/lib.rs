@@ -1,5 +1,6 @@
 //! What the example programs share: the generated `helloworld` gRPC code, a small command-line
-//! parser, the tracing pipeline with a default service name, and a shutdown-signal future.
+//! parser, the tracing pipeline with a default service name, a shutdown-signal future, and the
+//! traced HTTP client of `http-server` and `http-client`.
 
 #![warn(missing_docs)]
 
@@ -9,6 +10,7 @@ use std::fmt;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::str::FromStr;
+use std::time::Duration;
 
 use tracing_core_lite::{Pipeline, PipelineError, PipelineGuard};
 
@@ -28,6 +30,39 @@ pub const DEFAULT_LISTEN: SocketAddr =
 
 /// What `greeter-client` calls unless told otherwise: the server's default address.
 pub const DEFAULT_TARGET: &str = "http://127.0.0.1:50051";
+
+/// Where `http-server` listens unless told otherwise: `127.0.0.1:8080`.
+pub const DEFAULT_HTTP_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
+
+/// What `http-client` calls unless told otherwise: the HTTP server's default address.
+pub const DEFAULT_HTTP_URL: &str = "http://127.0.0.1:8080";
+
+/// How long the traced HTTP client waits for a connection.
+pub const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the traced HTTP client waits for a whole call, response body included.
+pub const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A `reqwest` client whose every call is a CLIENT span that carries the trace on in the
+/// formats `OTEL_PROPAGATORS` selects (through [`tower_trace::ReqwestMiddleware`]), with the
+/// [`HTTP_CONNECT_TIMEOUT`] and [`HTTP_REQUEST_TIMEOUT`] bounds. Plain HTTP only.
+///
+/// The span's parent is the [`opentelemetry::Context`] given to the request with
+/// `RequestBuilder::with_extension`, else the current context.
+///
+/// # Errors
+///
+/// The client cannot be built (reqwest cannot initialise its resolver).
+pub fn traced_http_client() -> reqwest::Result<reqwest_middleware::ClientWithMiddleware> {
+    let client = reqwest::Client::builder()
+        .connect_timeout(HTTP_CONNECT_TIMEOUT)
+        .timeout(HTTP_REQUEST_TIMEOUT)
+        .build()?;
+    Ok(reqwest_middleware::ClientBuilder::new(client)
+        .with(tower_trace::ReqwestMiddleware::new())
+        .build())
+}
 
 /// Installs the tracing pipeline configured by the `OTEL_*` variables, named
 /// `default_service_name` unless `OTEL_SERVICE_NAME` or the `service.name` of

@@ -1,6 +1,7 @@
 //! Test support for the workspace: [`OtlpReceiver`], a real OTLP trace
 //! receiver listening on 127.0.0.1, for end-to-end tests to assert on the
-//! spans that arrived.
+//! spans that arrived; and [`collector`], an in-process span collector that
+//! signals each finished span.
 //!
 //! The receiver serves both OTLP transports, each on its own ephemeral port:
 //!
@@ -67,6 +68,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod collector;
 mod grpc;
 mod http;
 mod receiver;

@@ -31,7 +31,8 @@ use opentelemetry::Context;
 use opentelemetry::trace::{FutureExt as _, SpanKind, TraceContextExt as _, Tracer as _};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
-use tracing_core_lite::Propagators;
+use tonic_trace::ClientTrace;
+use tower::ServiceBuilder;
 use tracing_core_lite::recipe::Side;
 use tracing_core_lite::recipe::grpc::{Code, RpcOutcome};
 
@@ -102,14 +103,11 @@ fn parse_args(mut args: Args) -> Result<Option<Options>, UsageError> {
 
 /// One call, in the current context: the greeting, or the replies of the stream.
 async fn call(
-    client: &mut GreeterClient<Channel>,
-    propagators: &Propagators,
+    client: &mut GreeterClient<ClientTrace<Channel>>,
     name: String,
     stream: bool,
 ) -> Result<Vec<String>, Status> {
-    let mut request = Request::new(HelloRequest { name });
-    // Carries the trace on to the server. (tonic-trace's client layer will do this.)
-    propagators.inject_headers(&Context::current(), request.metadata_mut().as_mut());
+    let request = Request::new(HelloRequest { name });
     if stream {
         let mut replies = client.say_hello_stream(request).await?.into_inner();
         let mut messages = Vec::new();
@@ -151,6 +149,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // One layer over the channel: a CLIENT span per call, its context carried on in the metadata.
+    let channel = ServiceBuilder::new()
+        .layer(tonic_trace::ClientLayer::new().with_server_uri(options.endpoint.uri()))
+        .service(channel);
     let mut client = GreeterClient::new(channel);
     let tracer = guard.tracer();
 
@@ -167,7 +169,7 @@ async fn main() -> ExitCode {
         let cx = Context::new().with_span(span);
         let trace_id = cx.span().span_context().trace_id();
 
-        let result = call(&mut client, guard.propagators(), name, options.stream)
+        let result = call(&mut client, name, options.stream)
             .with_context(cx.clone())
             .await;
 

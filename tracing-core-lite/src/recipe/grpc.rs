@@ -104,6 +104,21 @@ impl Code {
             .map_or(Code::Unknown, Code::from_i32)
     }
 
+    /// The code of a response that has no `grpc-status`, from its HTTP status, as the gRPC
+    /// specification maps them (`http-grpc-status-mapping.md`): 400 `INTERNAL`, 401
+    /// `UNAUTHENTICATED`, 403 `PERMISSION_DENIED`, 404 `UNIMPLEMENTED`, 429/502/503/504
+    /// `UNAVAILABLE`, anything else `UNKNOWN`.
+    pub fn from_http_status(status: u16) -> Code {
+        match status {
+            400 => Code::Internal,
+            401 => Code::Unauthenticated,
+            403 => Code::PermissionDenied,
+            404 => Code::Unimplemented,
+            429 | 502 | 503 | 504 => Code::Unavailable,
+            _ => Code::Unknown,
+        }
+    }
+
     /// The number.
     pub fn as_i32(self) -> i32 {
         self as i32
@@ -155,6 +170,28 @@ impl fmt::Display for Code {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Parses a `grpc-timeout` header value: up to 8 ASCII digits and a unit (`H`, `M`, `S`, `m`
+/// milliseconds, `u` microseconds, `n` nanoseconds). Anything else is `None`.
+pub fn parse_timeout(value: &[u8]) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let (unit, digits) = value.split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = digits
+        .iter()
+        .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    Some(match unit {
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 /// Splits a gRPC request path `/package.Service/Method` into `("package.Service", "Method")`.
@@ -397,6 +434,47 @@ mod tests {
             pairs(&[("rpc.response.status_code", "INVALID_ARGUMENT")])
         );
         assert_eq!(ok.status(Some("bad")), Status::Unset);
+    }
+
+    #[test]
+    fn timeouts() {
+        use std::time::Duration;
+        assert_eq!(parse_timeout(b"100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_timeout(b"2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(
+            parse_timeout(b"99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
+        for bad in [
+            &b""[..],
+            b"m",
+            b"100",
+            b"100x",
+            b"123456789S",
+            b"-1S",
+            b"1.5S",
+            b"\xff",
+        ] {
+            assert_eq!(parse_timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn http_status_mapping() {
+        for (http, code) in [
+            (400, Code::Internal),
+            (401, Code::Unauthenticated),
+            (403, Code::PermissionDenied),
+            (404, Code::Unimplemented),
+            (429, Code::Unavailable),
+            (502, Code::Unavailable),
+            (503, Code::Unavailable),
+            (504, Code::Unavailable),
+            (500, Code::Unknown),
+            (200, Code::Unknown),
+        ] {
+            assert_eq!(Code::from_http_status(http), code, "{http}");
+        }
     }
 
     #[test]

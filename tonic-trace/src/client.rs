@@ -1,0 +1,268 @@
+//! The gRPC client middleware: [`ClientLayer`] and its [`ClientTrace`] service, over a tonic
+//! `Channel` or any `Service<http::Request<tonic::body::Body>>`.
+//!
+//! For each call it starts a CLIENT span named after the method (from the `GrpcMethod`
+//! extension tonic's generated clients set, else the request path) as a child of the
+//! [`opentelemetry::Context`] in the request extensions or of the current context, injects that
+//! context into the metadata, records a message event per message sent and received, reads the
+//! status from the headers or the trailers (every code but `OK` is an error on the client), and
+//! ends the span when the response stream ends or is dropped.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use tower::ServiceBuilder;
+//!
+//! let channel = tonic::transport::Channel::from_static("http://127.0.0.1:50051").connect().await?;
+//! let channel = ServiceBuilder::new()
+//!     .layer(tonic_trace::ClientLayer::new())
+//!     .service(channel);
+//! // let client = GreeterClient::new(channel);
+//! # let _ = channel;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use http::{Request, Response};
+use http_body::Body;
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::{Context, global};
+use tower::{Layer, Service};
+use tower_trace::body::TracedBody;
+use tracing_core_lite::capture::{Direction, HeaderCapture, PayloadCapture};
+use tracing_core_lite::propagation::HeaderInjector;
+use tracing_core_lite::recipe::grpc::MessageType;
+use tracing_core_lite::recipe::{SemconvStability, Side};
+use tracing_core_lite::{Propagators, TracerSource};
+
+use crate::future::{Pending, ResponseFuture};
+use crate::observer::{RequestObserver, ResponseObserver, Settings, deadline_of};
+use crate::payload::PayloadRenderer;
+use crate::server::{call_recipe, server_attributes};
+
+#[derive(Clone)]
+struct Config {
+    tracer: TracerSource,
+    propagators: Option<Propagators>,
+    settings: Arc<Settings>,
+    /// `host[:port]` of the server, when the requests do not carry it.
+    target: Option<Arc<str>>,
+}
+
+/// The client layer. Cheap to clone; configured with `with_*` options.
+#[derive(Clone)]
+#[must_use]
+pub struct ClientLayer {
+    config: Arc<Config>,
+}
+
+impl Default for ClientLayer {
+    fn default() -> Self {
+        ClientLayer {
+            config: Arc::new(Config {
+                tracer: TracerSource::global(),
+                propagators: None,
+                settings: Arc::new(Settings::new(Side::Client)),
+                target: None,
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for ClientLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientLayer")
+            .field("tracer", &self.config.tracer)
+            .field("propagators", &self.config.propagators)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientLayer {
+    /// The defaults: the global tracer provider and propagator, message events on, no payloads
+    /// or metadata captured.
+    pub fn new() -> Self {
+        ClientLayer::default()
+    }
+
+    fn update(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        f(Arc::make_mut(&mut self.config));
+        self
+    }
+
+    fn settings(self, f: impl FnOnce(&mut Settings)) -> Self {
+        self.update(|c| f(Arc::make_mut(&mut c.settings)))
+    }
+
+    /// Starts spans with a tracer of `provider` instead of the global one.
+    pub fn with_tracer_provider<P>(self, provider: &P) -> Self
+    where
+        P: TracerProvider,
+        P::Tracer: Send + Sync + 'static,
+        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
+    {
+        let tracer = TracerSource::from_provider(provider);
+        self.update(|c| c.tracer = tracer)
+    }
+
+    /// The server the channel talks to, for `server.address` and `server.port` (a tonic
+    /// `Channel` adds the authority to requests only inside itself, below this layer):
+    /// `ClientLayer::new().with_server_uri(endpoint.uri())`.
+    pub fn with_server_uri(self, uri: &http::Uri) -> Self {
+        let target = uri.authority().map(|a| Arc::from(a.as_str()));
+        self.update(|c| c.target = target)
+    }
+
+    /// Injects with these propagators instead of the global propagator.
+    pub fn with_propagators(self, propagators: Propagators) -> Self {
+        self.update(|c| c.propagators = Some(propagators))
+    }
+
+    /// Records these request metadata keys as `rpc.request.metadata.<key>`.
+    pub fn with_request_metadata<I, K>(self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: AsRef<str>,
+    {
+        self.settings(|s| s.metadata = s.metadata.clone().with_request_headers(keys))
+    }
+
+    /// Records these response metadata keys as `rpc.response.metadata.<key>`.
+    pub fn with_response_metadata<I, K>(self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: AsRef<str>,
+    {
+        self.settings(|s| s.metadata = s.metadata.clone().with_response_headers(keys))
+    }
+
+    /// Replaces the metadata capture policy.
+    pub fn with_metadata_capture(self, capture: HeaderCapture) -> Self {
+        self.settings(|s| s.metadata = capture.for_rpc())
+    }
+
+    /// Whether each message gets an `rpc.message` event (on by default).
+    pub fn with_message_events(self, on: bool) -> Self {
+        self.settings(|s| s.message_events = on)
+    }
+
+    /// Captures up to `max_bytes` of each message (see [`crate::ServerLayer::with_payloads`]).
+    pub fn with_payloads(self, capture: PayloadCapture, renderer: PayloadRenderer) -> Self {
+        self.settings(|s| {
+            s.payload = capture;
+            s.renderer = Arc::new(renderer);
+            s.message_events |= capture.max_bytes().is_some();
+        })
+    }
+
+    /// Which RPC attribute names to emit (overrides `OTEL_SEMCONV_STABILITY_OPT_IN`).
+    pub fn with_semconv_stability(self, stability: SemconvStability) -> Self {
+        self.settings(|s| s.stability = stability)
+    }
+}
+
+impl<S> Layer<S> for ClientLayer {
+    type Service = ClientTrace<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ClientTrace {
+            inner,
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+/// The service of [`ClientLayer`].
+#[derive(Clone)]
+pub struct ClientTrace<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for ClientTrace<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientTrace")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ResBody> Service<Request<tonic::body::Body>> for ClientTrace<S>
+where
+    S: Service<Request<tonic::body::Body>, Response = Response<ResBody>>,
+    S::Error: fmt::Display + 'static,
+    ResBody: Body,
+{
+    type Response = Response<TracedBody<ResBody, ResponseObserver>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<tonic::body::Body>) -> Self::Future {
+        let config = &self.config;
+        let settings = &config.settings;
+        let (mut parts, body) = req.into_parts();
+        let parent = parts
+            .extensions
+            .get::<Context>()
+            .cloned()
+            .unwrap_or_else(Context::current);
+        let method = parts
+            .extensions
+            .get::<tonic::GrpcMethod<'static>>()
+            .map(|m| format!("/{}/{}", m.service(), m.method()));
+        let path = method.as_deref().unwrap_or(parts.uri.path());
+        let mut recipe = call_recipe(Side::Client, path, settings.stability);
+        let authority = parts.uri.authority().map(|a| a.as_str());
+        server_attributes(
+            authority.or(config.target.as_deref()),
+            &mut recipe.attributes,
+        );
+        if !settings.metadata.is_empty(Direction::Request) {
+            recipe.attributes.extend(
+                settings
+                    .metadata
+                    .attributes(Direction::Request, &parts.headers),
+            );
+        }
+        let span = config
+            .tracer
+            .tracer()
+            .build_with_context(recipe.into_builder(), &parent);
+        let cx = parent.with_span(span);
+        let mut injector = HeaderInjector(&mut parts.headers);
+        match &config.propagators {
+            Some(p) => p.inject_context(&cx, &mut injector),
+            None => global::get_text_map_propagator(|p| p.inject_context(&cx, &mut injector)),
+        }
+        let deadline = deadline_of(&parts.headers);
+        let path = settings.payload_path(path);
+        let body = match settings.messages(MessageType::Sent, path.as_ref()) {
+            Some(messages) => tonic::body::Body::new(TracedBody::new(
+                body,
+                Some(RequestObserver {
+                    cx: cx.clone(),
+                    messages,
+                }),
+            )),
+            None => body,
+        };
+        let future = {
+            let _current = cx.clone().attach();
+            self.inner.call(Request::from_parts(parts, body))
+        };
+        let pending = Pending {
+            settings: Arc::clone(settings),
+            path,
+            deadline,
+        };
+        ResponseFuture::new(future, cx, Some(pending))
+    }
+}

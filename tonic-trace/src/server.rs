@@ -1,0 +1,360 @@
+//! The gRPC server middleware: [`ServerLayer`] and its [`Trace`] service, for
+//! `tonic::transport::Server::builder().layer(...)`.
+//!
+//! For each call it extracts the caller's context from the request metadata, starts a SERVER
+//! span named after the method (`helloworld.Greeter/SayHello`) with the RPC conventions'
+//! attributes, makes it current for the handler (and puts it in the request extensions), adds
+//! an `rpc.message` event per message received and sent, and ends the span when the call ends:
+//! at the trailers that carry `grpc-status` (or at once for a trailers-only response). A
+//! server stream is one span lasting the whole stream; a client that goes away mid-call gives
+//! `CANCELLED`.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use tonic::transport::Server;
+//! # let addr = "127.0.0.1:50051".parse()?;
+//! # let greeter = tonic_health::server::health_reporter().1;
+//! Server::builder()
+//!     .layer(tonic_trace::ServerLayer::new())
+//!     .add_service(greeter)
+//!     .serve(addr)
+//!     .await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use http::{Request, Response};
+use http_body::Body;
+use opentelemetry::trace::{Link, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::{Context, KeyValue, global};
+use opentelemetry_semantic_conventions::attribute as semconv;
+use tower::{Layer, Service};
+use tower_trace::body::TracedBody;
+use tracing_core_lite::capture::{Direction, HeaderCapture, PayloadCapture};
+use tracing_core_lite::filter::{Filter, RequestHead};
+use tracing_core_lite::propagation::HeaderExtractor;
+use tracing_core_lite::recipe::grpc::{MessageType, rpc_span};
+use tracing_core_lite::recipe::{SemconvStability, Side, SpanRecipe};
+use tracing_core_lite::{Propagators, TracerSource};
+
+use crate::future::{Pending, ResponseFuture};
+use crate::observer::{RequestObserver, ResponseObserver, Settings, deadline_of};
+use crate::payload::PayloadRenderer;
+
+#[derive(Clone)]
+struct Config {
+    tracer: TracerSource,
+    propagators: Option<Propagators>,
+    filter: Filter,
+    public_endpoint: bool,
+    settings: Arc<Settings>,
+}
+
+/// The server layer. Cheap to clone; configured tower-http style with `with_*` options.
+///
+/// ```
+/// use tracing_core_lite::filter::Filter;
+///
+/// let layer = tonic_trace::ServerLayer::new()
+///     .with_filter(Filter::grpc_health_and_reflection())
+///     .with_request_metadata(["x-tenant"]);
+/// # let _ = layer;
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct ServerLayer {
+    config: Arc<Config>,
+}
+
+impl Default for ServerLayer {
+    fn default() -> Self {
+        ServerLayer {
+            config: Arc::new(Config {
+                tracer: TracerSource::global(),
+                propagators: None,
+                filter: Filter::all(),
+                public_endpoint: false,
+                settings: Arc::new(Settings::new(Side::Server)),
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for ServerLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerLayer")
+            .field("tracer", &self.config.tracer)
+            .field("propagators", &self.config.propagators)
+            .field("public_endpoint", &self.config.public_endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerLayer {
+    /// The defaults: the global tracer provider and propagator, every call traced, message
+    /// events on, no payloads or metadata captured, RPC attribute names per
+    /// `OTEL_SEMCONV_STABILITY_OPT_IN`.
+    pub fn new() -> Self {
+        ServerLayer::default()
+    }
+
+    fn update(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        f(Arc::make_mut(&mut self.config));
+        self
+    }
+
+    fn settings(self, f: impl FnOnce(&mut Settings)) -> Self {
+        self.update(|c| f(Arc::make_mut(&mut c.settings)))
+    }
+
+    /// Starts spans with a tracer of `provider` instead of the global one.
+    pub fn with_tracer_provider<P>(self, provider: &P) -> Self
+    where
+        P: TracerProvider,
+        P::Tracer: Send + Sync + 'static,
+        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
+    {
+        let tracer = TracerSource::from_provider(provider);
+        self.update(|c| c.tracer = tracer)
+    }
+
+    /// Extracts the parent with these propagators instead of the global propagator.
+    pub fn with_propagators(self, propagators: Propagators) -> Self {
+        self.update(|c| c.propagators = Some(propagators))
+    }
+
+    /// Traces only the calls `filter` accepts ([`Filter::grpc_health_and_reflection`] skips
+    /// health checks and reflection). A skipped call has no span, but its incoming context is
+    /// still current for the handler.
+    pub fn with_filter(self, filter: Filter) -> Self {
+        self.update(|c| c.filter = filter)
+    }
+
+    /// Records these request metadata keys as `rpc.request.metadata.<key>` (credentials are
+    /// always `REDACTED`).
+    pub fn with_request_metadata<I, K>(self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: AsRef<str>,
+    {
+        self.settings(|s| s.metadata = s.metadata.clone().with_request_headers(keys))
+    }
+
+    /// Records these response metadata keys (headers and trailers) as
+    /// `rpc.response.metadata.<key>`.
+    pub fn with_response_metadata<I, K>(self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: AsRef<str>,
+    {
+        self.settings(|s| s.metadata = s.metadata.clone().with_response_headers(keys))
+    }
+
+    /// Replaces the metadata capture policy (its attribute names are made the RPC ones).
+    pub fn with_metadata_capture(self, capture: HeaderCapture) -> Self {
+        self.settings(|s| s.metadata = capture.for_rpc())
+    }
+
+    /// Whether each message gets an `rpc.message` event (on by default).
+    pub fn with_message_events(self, on: bool) -> Self {
+        self.settings(|s| s.message_events = on)
+    }
+
+    /// Captures up to `max_bytes` of each message as the `rpc.message.payload` attribute of its
+    /// event (otgrpc's `LogPayloads`), rendered by `renderer`: a protobuf wire-format dump, or
+    /// JSON with real field names when it holds the service's file descriptor set. Never
+    /// buffers more than the cap per message; turns message events on.
+    pub fn with_payloads(self, capture: PayloadCapture, renderer: PayloadRenderer) -> Self {
+        self.settings(|s| {
+            s.payload = capture;
+            s.renderer = Arc::new(renderer);
+            s.message_events |= capture.max_bytes().is_some();
+        })
+    }
+
+    /// Which RPC attribute names to emit (overrides `OTEL_SEMCONV_STABILITY_OPT_IN`).
+    pub fn with_semconv_stability(self, stability: SemconvStability) -> Self {
+        self.settings(|s| s.stability = stability)
+    }
+
+    /// Public-endpoint mode: the incoming context is not trusted as a parent; each call starts
+    /// a new trace whose span links to the caller's, and incoming baggage is dropped.
+    pub fn with_public_endpoint(self, public: bool) -> Self {
+        self.update(|c| c.public_endpoint = public)
+    }
+}
+
+impl<S> Layer<S> for ServerLayer {
+    type Service = Trace<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Trace {
+            inner,
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+/// The service of [`ServerLayer`].
+#[derive(Clone)]
+pub struct Trace<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for Trace<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Trace")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The peer address tonic records for a TCP connection.
+fn peer_addr(extensions: &http::Extensions) -> Option<SocketAddr> {
+    extensions
+        .get::<tonic::transport::server::TcpConnectInfo>()
+        .and_then(|info| info.remote_addr())
+}
+
+/// The span of a call to `path` on `side`; a path that is not `/pkg.Service/Method` is named
+/// after itself.
+pub(crate) fn call_recipe(side: Side, path: &str, stability: SemconvStability) -> SpanRecipe {
+    rpc_span(side, path, stability).unwrap_or_else(|| SpanRecipe {
+        name: path.to_owned().into(),
+        kind: side.span_kind(),
+        attributes: vec![KeyValue::new(semconv::RPC_SYSTEM_NAME, "grpc")],
+    })
+}
+
+/// `server.address` and `server.port` of an authority (`host[:port]`).
+pub(crate) fn server_attributes(authority: Option<&str>, attrs: &mut Vec<KeyValue>) {
+    let Some(authority) = authority else { return };
+    let Ok(authority) = authority.parse::<http::uri::Authority>() else {
+        return;
+    };
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    if host.is_empty() {
+        return;
+    }
+    attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, host.to_owned()));
+    if let Some(port) = authority.port_u16() {
+        attrs.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
+    }
+}
+
+impl<S, ResBody> Service<Request<tonic::body::Body>> for Trace<S>
+where
+    S: Service<Request<tonic::body::Body>, Response = Response<ResBody>>,
+    S::Error: fmt::Display + 'static,
+    ResBody: Body,
+{
+    type Response = Response<TracedBody<ResBody, ResponseObserver>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<tonic::body::Body>) -> Self::Future {
+        let config = &self.config;
+        let settings = &config.settings;
+        let extracted = match &config.propagators {
+            Some(p) => p.extract_headers(req.headers()),
+            None => global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(req.headers()))),
+        };
+        if !config.filter.should_trace(&RequestHead::from_request(&req)) {
+            return self.call_with(req, extracted, None, None);
+        }
+        let path = req.uri().path();
+        let mut recipe = call_recipe(Side::Server, path, settings.stability);
+        let authority = req.uri().authority().map(|a| a.as_str()).or_else(|| {
+            req.headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        });
+        server_attributes(authority, &mut recipe.attributes);
+        if let Some(peer) = peer_addr(req.extensions()) {
+            let ip = peer.ip().to_string();
+            recipe.attributes.extend([
+                KeyValue::new(semconv::CLIENT_ADDRESS, ip.clone()),
+                KeyValue::new(semconv::NETWORK_PEER_ADDRESS, ip),
+                KeyValue::new(semconv::NETWORK_PEER_PORT, i64::from(peer.port())),
+            ]);
+        }
+        if !settings.metadata.is_empty(Direction::Request) {
+            recipe.attributes.extend(
+                settings
+                    .metadata
+                    .attributes(Direction::Request, req.headers()),
+            );
+        }
+        let (parent, links) = if config.public_endpoint {
+            let caller = extracted.span().span_context().clone();
+            let links = if caller.is_valid() {
+                vec![Link::with_context(caller)]
+            } else {
+                Vec::new()
+            };
+            (Context::new(), links)
+        } else {
+            (extracted, Vec::new())
+        };
+        let mut builder = recipe.into_builder();
+        if !links.is_empty() {
+            builder = builder.with_links(links);
+        }
+        let span = config.tracer.tracer().build_with_context(builder, &parent);
+        let cx = parent.with_span(span);
+        let path = settings.payload_path(path);
+        let observer = settings
+            .messages(MessageType::Received, path.as_ref())
+            .map(|messages| RequestObserver {
+                cx: cx.clone(),
+                messages,
+            });
+        let deadline = deadline_of(req.headers());
+        let pending = Pending {
+            settings: Arc::clone(settings),
+            path,
+            deadline,
+        };
+        self.call_with(req, cx, observer, Some(pending))
+    }
+}
+
+impl<S> Trace<S> {
+    /// Calls the inner service with `cx` current and in the request extensions, the request
+    /// body observed by `observer`.
+    fn call_with<ResBody>(
+        &mut self,
+        req: Request<tonic::body::Body>,
+        cx: Context,
+        observer: Option<RequestObserver>,
+        pending: Option<Pending>,
+    ) -> ResponseFuture<S::Future, ResBody>
+    where
+        S: Service<Request<tonic::body::Body>, Response = Response<ResBody>>,
+    {
+        let (mut parts, body) = req.into_parts();
+        parts.extensions.insert(cx.clone());
+        let body = match observer {
+            Some(observer) => tonic::body::Body::new(TracedBody::new(body, Some(observer))),
+            None => body,
+        };
+        let future = {
+            let _current = cx.clone().attach();
+            self.inner.call(Request::from_parts(parts, body))
+        };
+        ResponseFuture::new(future, cx, pending)
+    }
+}
