@@ -583,3 +583,66 @@ async fn interceptors_carry_the_context_and_chain_with_auth() {
         .expect_err("unauthenticated");
     assert_eq!(err.code(), Code::Unauthenticated);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_is_captured_by_allowlist_with_credentials_redacted() {
+    let (provider, spans) = tracing();
+    let (server_layer, client_layer) = layers(&provider, Propagators::default());
+    let server = serve(server_layer.with_request_metadata(["x-tenant", "authorization"])).await;
+    let mut greeter = client(server.addr, client_layer).await;
+    let mut req = Request::new(hello("meta"));
+    req.metadata_mut().insert("x-tenant", "acme".parse().expect("ascii"));
+    req.metadata_mut()
+        .insert("authorization", "Bearer top-secret".parse().expect("ascii"));
+    req.metadata_mut().insert("x-other", "not-captured".parse().expect("ascii"));
+    greeter.say_hello(req).await.expect("ok");
+    let (s, _) = pair(&spans, UNARY).await;
+    let meta = |k: &str| attr(&s, k).map(|v| v.to_string());
+    assert_eq!(meta("rpc.request.metadata.x-tenant").as_deref(), Some("[\"acme\"]"));
+    assert_eq!(
+        meta("rpc.request.metadata.authorization").as_deref(),
+        Some("[\"REDACTED\"]")
+    );
+    let everything = format!("{:?}", s.attributes);
+    assert!(!everything.contains("top-secret") && !everything.contains("not-captured"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_endpoints_link_to_the_caller() {
+    let (provider, spans) = tracing();
+    let (server_layer, client_layer) = layers(&provider, Propagators::default());
+    let server = serve(server_layer.with_public_endpoint(true)).await;
+    let mut greeter = client(server.addr, client_layer).await;
+    greeter.say_hello(hello("public")).await.expect("ok");
+    let (s, c) = pair(&spans, UNARY).await;
+    assert_ne!(s.span_context.trace_id(), c.span_context.trace_id());
+    assert_eq!(s.parent_span_id, opentelemetry::trace::SpanId::INVALID);
+    let links: Vec<_> = s.links.iter().collect();
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].span_context.span_id(), c.span_context.span_id());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_decode_to_json_with_the_services_descriptor_set() {
+    let (provider, spans) = tracing();
+    let (server_layer, client_layer) = layers(&provider, Propagators::default());
+    let renderer = tonic_trace::PayloadRenderer::with_file_descriptor_set(
+        examples::FILE_DESCRIPTOR_SET,
+    )
+    .expect("the greeter's descriptor set");
+    let server = serve(server_layer.with_payloads(PayloadCapture::up_to(256), renderer)).await;
+    let mut greeter = client(server.addr, client_layer).await;
+    greeter.say_hello(hello("json")).await.expect("ok");
+    let (s, _) = pair(&spans, UNARY).await;
+    let payloads: Vec<String> = s
+        .events
+        .iter()
+        .filter_map(|e| {
+            e.attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == "rpc.message.payload")
+                .map(|kv| kv.value.as_str().into_owned())
+        })
+        .collect();
+    assert_eq!(payloads, [r#"{"name":"json"}"#, r#"{"message":"Hello, json!"}"#]);
+}
