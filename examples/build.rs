@@ -1,6 +1,7 @@
-//! Generates the `helloworld` gRPC code without a system `protoc`: `protox` compiles the proto
-//! files into a `FileDescriptorSet`, which `tonic-prost-build` turns into Rust. The encoded set
-//! is also written to `$OUT_DIR/helloworld_descriptor.bin` (see `FILE_DESCRIPTOR_SET`).
+//! Generates the gRPC code of the examples (`helloworld`, and the demo's `shop`) without a system
+//! `protoc`: `protox` compiles the proto files into a `FileDescriptorSet`, which
+//! `tonic-prost-build` turns into Rust. The encoded set is also written to
+//! `$OUT_DIR/helloworld_descriptor.bin` (see `FILE_DESCRIPTOR_SET`).
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     compiler
         .include_imports(true)
         .include_source_info(true)
-        .open_file("helloworld.proto")?;
+        .open_files(["helloworld.proto", "shop.proto"])?;
     for file in compiler.files() {
         // Files of the include paths have a path; the well-known types built into protox don't.
         if let Some(path) = file.path() {

@@ -20,6 +20,12 @@ pub mod helloworld {
     tonic::include_proto!("helloworld");
 }
 
+/// The demo's `shop` package (`proto/shop.proto`): `Orders` and `Inventory`.
+#[allow(missing_docs)] // generated code
+pub mod shop {
+    tonic::include_proto!("shop");
+}
+
 /// The encoded `FileDescriptorSet` of `proto/helloworld.proto` (with its imports and source
 /// info), for decoding payloads or serving reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("helloworld_descriptor");

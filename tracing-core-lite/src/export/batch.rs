@@ -522,11 +522,12 @@ impl<E: SpanExporter> Worker<E> {
                 return;
             }
             if drain_all {
+                // A flush hands every queued span to the exporter, as the SDK's batch
+                // processor does; it does not ask the exporter to flush its own buffers (the
+                // console exporter would print partial trees of multi-service processes).
                 let mut state = self.shared.lock();
                 state.flush_done = state.flush_done.max(flush_generation);
                 self.shared.done.notify_all();
-                drop(state);
-                let _ = self.exporter.force_flush();
             }
         }
     }
