@@ -28,20 +28,18 @@ use std::task::{Context as TaskContext, Poll};
 
 use http::{Request, Response};
 use http_body::Body;
-use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider};
-use opentelemetry::{Context, global};
+use opentelemetry::Context;
+use opentelemetry::trace::{TraceContextExt, Tracer};
 use tower::{Layer, Service};
 use tower_trace::body::TracedBody;
-use tracing_core_lite::capture::{Direction, HeaderCapture, PayloadCapture};
-use tracing_core_lite::propagation::HeaderInjector;
+use tracing_core_lite::capture::Direction;
+use tracing_core_lite::propagation::inject_headers;
+use tracing_core_lite::recipe::Side;
 use tracing_core_lite::recipe::grpc::MessageType;
-use tracing_core_lite::recipe::{SemconvStability, Side};
 use tracing_core_lite::{Propagators, TracerSource};
 
 use crate::future::{Pending, ResponseFuture};
 use crate::observer::{RequestObserver, ResponseObserver, Settings, deadline_of};
-use crate::payload::PayloadRenderer;
 use crate::server::{call_recipe, server_attributes};
 
 #[derive(Clone)]
@@ -89,26 +87,6 @@ impl ClientLayer {
         ClientLayer::default()
     }
 
-    fn update(mut self, f: impl FnOnce(&mut Config)) -> Self {
-        f(Arc::make_mut(&mut self.config));
-        self
-    }
-
-    fn settings(self, f: impl FnOnce(&mut Settings)) -> Self {
-        self.update(|c| f(Arc::make_mut(&mut c.settings)))
-    }
-
-    /// Starts spans with a tracer of `provider` instead of the global one.
-    pub fn with_tracer_provider<P>(self, provider: &P) -> Self
-    where
-        P: TracerProvider,
-        P::Tracer: Send + Sync + 'static,
-        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
-    {
-        let tracer = TracerSource::from_provider(provider);
-        self.update(|c| c.tracer = tracer)
-    }
-
     /// The server the channel talks to, for `server.address` and `server.port` (a tonic
     /// `Channel` adds the authority to requests only inside itself, below this layer):
     /// `ClientLayer::new().with_server_uri(endpoint.uri())`.
@@ -117,52 +95,7 @@ impl ClientLayer {
         self.update(|c| c.target = target)
     }
 
-    /// Injects with these propagators instead of the global propagator.
-    pub fn with_propagators(self, propagators: Propagators) -> Self {
-        self.update(|c| c.propagators = Some(propagators))
-    }
-
-    /// Records these request metadata keys as `rpc.request.metadata.<key>`.
-    pub fn with_request_metadata<I, K>(self, keys: I) -> Self
-    where
-        I: IntoIterator<Item = K>,
-        K: AsRef<str>,
-    {
-        self.settings(|s| s.metadata = s.metadata.clone().with_request_headers(keys))
-    }
-
-    /// Records these response metadata keys as `rpc.response.metadata.<key>`.
-    pub fn with_response_metadata<I, K>(self, keys: I) -> Self
-    where
-        I: IntoIterator<Item = K>,
-        K: AsRef<str>,
-    {
-        self.settings(|s| s.metadata = s.metadata.clone().with_response_headers(keys))
-    }
-
-    /// Replaces the metadata capture policy.
-    pub fn with_metadata_capture(self, capture: HeaderCapture) -> Self {
-        self.settings(|s| s.metadata = capture.for_rpc())
-    }
-
-    /// Whether each message gets an `rpc.message` event (on by default).
-    pub fn with_message_events(self, on: bool) -> Self {
-        self.settings(|s| s.message_events = on)
-    }
-
-    /// Captures up to `max_bytes` of each message (see [`crate::ServerLayer::with_payloads`]).
-    pub fn with_payloads(self, capture: PayloadCapture, renderer: PayloadRenderer) -> Self {
-        self.settings(|s| {
-            s.payload = capture;
-            s.renderer = Arc::new(renderer);
-            s.message_events |= capture.max_bytes().is_some();
-        })
-    }
-
-    /// Which RPC attribute names to emit (overrides `OTEL_SEMCONV_STABILITY_OPT_IN`).
-    pub fn with_semconv_stability(self, stability: SemconvStability) -> Self {
-        self.settings(|s| s.stability = stability)
-    }
+    common_options!();
 }
 
 impl<S> Layer<S> for ClientLayer {
@@ -237,11 +170,7 @@ where
             .tracer()
             .build_with_context(recipe.into_builder(), &parent);
         let cx = parent.with_span(span);
-        let mut injector = HeaderInjector(&mut parts.headers);
-        match &config.propagators {
-            Some(p) => p.inject_context(&cx, &mut injector),
-            None => global::get_text_map_propagator(|p| p.inject_context(&cx, &mut injector)),
-        }
+        inject_headers(config.propagators.as_ref(), &cx, &mut parts.headers);
         let deadline = deadline_of(&parts.headers);
         let path = settings.payload_path(path);
         let body = match settings.messages(MessageType::Sent, path.as_ref()) {

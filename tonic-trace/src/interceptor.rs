@@ -21,12 +21,11 @@
 //! // GreeterClient::with_interceptor(channel, interceptor)
 //! ```
 
-use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::{Context, global};
+use opentelemetry::Context;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 use tracing_core_lite::Propagators;
-use tracing_core_lite::propagation::{HeaderExtractor, HeaderInjector};
+use tracing_core_lite::propagation::{extract_headers, inject_headers};
 
 /// Client interceptor: injects the current context (or the [`Context`] in the request
 /// extensions) into the request metadata with the global propagator.
@@ -37,9 +36,7 @@ pub fn inject(req: Request<()>) -> Result<Request<()>, Status> {
         .get::<Context>()
         .cloned()
         .unwrap_or_else(Context::current);
-    global::get_text_map_propagator(|p| {
-        p.inject_context(&cx, &mut HeaderInjector(req.metadata_mut().as_mut()))
-    });
+    inject_headers(None, &cx, req.metadata_mut().as_mut());
     Ok(req)
 }
 
@@ -48,8 +45,7 @@ pub fn inject(req: Request<()>) -> Result<Request<()>, Status> {
 /// `request.extensions().get::<opentelemetry::Context>()`.
 pub fn extract(req: Request<()>) -> Result<Request<()>, Status> {
     let mut req = req;
-    let cx =
-        global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(req.metadata().as_ref())));
+    let cx = extract_headers(None, req.metadata().as_ref());
     req.extensions_mut().insert(cx);
     Ok(req)
 }
@@ -65,8 +61,7 @@ impl Interceptor for InjectWith {
             .get::<Context>()
             .cloned()
             .unwrap_or_else(Context::current);
-        self.0
-            .inject_context(&cx, &mut HeaderInjector(req.metadata_mut().as_mut()));
+        inject_headers(Some(&self.0), &cx, req.metadata_mut().as_mut());
         Ok(req)
     }
 }
@@ -77,7 +72,7 @@ pub struct ExtractWith(pub Propagators);
 
 impl Interceptor for ExtractWith {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        let cx = self.0.extract(&HeaderExtractor(req.metadata().as_ref()));
+        let cx = extract_headers(Some(&self.0), req.metadata().as_ref());
         req.extensions_mut().insert(cx);
         Ok(req)
     }

@@ -32,6 +32,94 @@
 
 #![warn(missing_docs)]
 
+/// The options both gRPC layers have, on `$layer` (which has `update` and `settings`).
+macro_rules! common_options {
+    () => {
+        /// Starts spans with a tracer of `provider` instead of the global one.
+        pub fn with_tracer_provider<P>(self, provider: &P) -> Self
+        where
+            P: opentelemetry::trace::TracerProvider,
+            P::Tracer: Send + Sync + 'static,
+            <P::Tracer as opentelemetry::trace::Tracer>::Span: Send + Sync + 'static,
+        {
+            let tracer = tracing_core_lite::TracerSource::from_provider(provider);
+            self.update(|c| c.tracer = tracer)
+        }
+
+        /// Uses these propagators instead of the global propagator.
+        pub fn with_propagators(self, propagators: tracing_core_lite::Propagators) -> Self {
+            self.update(|c| c.propagators = Some(propagators))
+        }
+
+        /// Records these request metadata keys as `rpc.request.metadata.<key>` (credentials
+        /// are always `REDACTED`).
+        pub fn with_request_metadata<I, K>(self, keys: I) -> Self
+        where
+            I: IntoIterator<Item = K>,
+            K: AsRef<str>,
+        {
+            self.settings(|s| s.metadata = s.metadata.clone().with_request_headers(keys))
+        }
+
+        /// Records these response metadata keys (headers and trailers) as
+        /// `rpc.response.metadata.<key>`.
+        pub fn with_response_metadata<I, K>(self, keys: I) -> Self
+        where
+            I: IntoIterator<Item = K>,
+            K: AsRef<str>,
+        {
+            self.settings(|s| s.metadata = s.metadata.clone().with_response_headers(keys))
+        }
+
+        /// Replaces the metadata capture policy (its attribute names are made the RPC ones).
+        pub fn with_metadata_capture(
+            self,
+            capture: tracing_core_lite::capture::HeaderCapture,
+        ) -> Self {
+            self.settings(|s| s.metadata = capture.for_rpc())
+        }
+
+        /// Whether each message gets an `rpc.message` event (on by default).
+        pub fn with_message_events(self, on: bool) -> Self {
+            self.settings(|s| s.message_events = on)
+        }
+
+        /// Captures up to `max_bytes` of each message as the `rpc.message.payload` attribute
+        /// of its event (otgrpc's `LogPayloads`), rendered by `renderer`: a protobuf
+        /// wire-format dump, or JSON with real field names when it holds the service's file
+        /// descriptor set. Never buffers more than the cap per message; turns message events
+        /// on.
+        pub fn with_payloads(
+            self,
+            capture: tracing_core_lite::capture::PayloadCapture,
+            renderer: crate::payload::PayloadRenderer,
+        ) -> Self {
+            self.settings(|s| {
+                s.payload = capture;
+                s.renderer = std::sync::Arc::new(renderer);
+                s.message_events |= capture.max_bytes().is_some();
+            })
+        }
+
+        /// Which RPC attribute names to emit (overrides `OTEL_SEMCONV_STABILITY_OPT_IN`).
+        pub fn with_semconv_stability(
+            self,
+            stability: tracing_core_lite::recipe::SemconvStability,
+        ) -> Self {
+            self.settings(|s| s.stability = stability)
+        }
+
+        fn update(mut self, f: impl FnOnce(&mut Config)) -> Self {
+            f(std::sync::Arc::make_mut(&mut self.config));
+            self
+        }
+
+        fn settings(self, f: impl FnOnce(&mut crate::observer::Settings)) -> Self {
+            self.update(|c| f(std::sync::Arc::make_mut(&mut c.settings)))
+        }
+    };
+}
+
 pub mod client;
 pub mod frame;
 mod future;

@@ -30,21 +30,20 @@ use std::task::{Context as TaskContext, Poll};
 
 use http::{Request, Response};
 use http_body::Body;
-use opentelemetry::trace::{Link, TraceContextExt, Tracer, TracerProvider};
-use opentelemetry::{Context, KeyValue, global};
+use opentelemetry::trace::{Link, TraceContextExt, Tracer};
+use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute as semconv;
 use tower::{Layer, Service};
 use tower_trace::body::TracedBody;
-use tracing_core_lite::capture::{Direction, HeaderCapture, PayloadCapture};
+use tracing_core_lite::capture::Direction;
 use tracing_core_lite::filter::{Filter, RequestHead};
-use tracing_core_lite::propagation::HeaderExtractor;
+use tracing_core_lite::propagation::extract_headers;
 use tracing_core_lite::recipe::grpc::{MessageType, rpc_span};
 use tracing_core_lite::recipe::{SemconvStability, Side, SpanRecipe};
 use tracing_core_lite::{Propagators, TracerSource};
 
 use crate::future::{Pending, ResponseFuture};
 use crate::observer::{RequestObserver, ResponseObserver, Settings, deadline_of};
-use crate::payload::PayloadRenderer;
 
 #[derive(Clone)]
 struct Config {
@@ -103,31 +102,6 @@ impl ServerLayer {
         ServerLayer::default()
     }
 
-    fn update(mut self, f: impl FnOnce(&mut Config)) -> Self {
-        f(Arc::make_mut(&mut self.config));
-        self
-    }
-
-    fn settings(self, f: impl FnOnce(&mut Settings)) -> Self {
-        self.update(|c| f(Arc::make_mut(&mut c.settings)))
-    }
-
-    /// Starts spans with a tracer of `provider` instead of the global one.
-    pub fn with_tracer_provider<P>(self, provider: &P) -> Self
-    where
-        P: TracerProvider,
-        P::Tracer: Send + Sync + 'static,
-        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
-    {
-        let tracer = TracerSource::from_provider(provider);
-        self.update(|c| c.tracer = tracer)
-    }
-
-    /// Extracts the parent with these propagators instead of the global propagator.
-    pub fn with_propagators(self, propagators: Propagators) -> Self {
-        self.update(|c| c.propagators = Some(propagators))
-    }
-
     /// Traces only the calls `filter` accepts ([`Filter::grpc_health_and_reflection`] skips
     /// health checks and reflection). A skipped call has no span, but its incoming context is
     /// still current for the handler.
@@ -135,52 +109,7 @@ impl ServerLayer {
         self.update(|c| c.filter = filter)
     }
 
-    /// Records these request metadata keys as `rpc.request.metadata.<key>` (credentials are
-    /// always `REDACTED`).
-    pub fn with_request_metadata<I, K>(self, keys: I) -> Self
-    where
-        I: IntoIterator<Item = K>,
-        K: AsRef<str>,
-    {
-        self.settings(|s| s.metadata = s.metadata.clone().with_request_headers(keys))
-    }
-
-    /// Records these response metadata keys (headers and trailers) as
-    /// `rpc.response.metadata.<key>`.
-    pub fn with_response_metadata<I, K>(self, keys: I) -> Self
-    where
-        I: IntoIterator<Item = K>,
-        K: AsRef<str>,
-    {
-        self.settings(|s| s.metadata = s.metadata.clone().with_response_headers(keys))
-    }
-
-    /// Replaces the metadata capture policy (its attribute names are made the RPC ones).
-    pub fn with_metadata_capture(self, capture: HeaderCapture) -> Self {
-        self.settings(|s| s.metadata = capture.for_rpc())
-    }
-
-    /// Whether each message gets an `rpc.message` event (on by default).
-    pub fn with_message_events(self, on: bool) -> Self {
-        self.settings(|s| s.message_events = on)
-    }
-
-    /// Captures up to `max_bytes` of each message as the `rpc.message.payload` attribute of its
-    /// event (otgrpc's `LogPayloads`), rendered by `renderer`: a protobuf wire-format dump, or
-    /// JSON with real field names when it holds the service's file descriptor set. Never
-    /// buffers more than the cap per message; turns message events on.
-    pub fn with_payloads(self, capture: PayloadCapture, renderer: PayloadRenderer) -> Self {
-        self.settings(|s| {
-            s.payload = capture;
-            s.renderer = Arc::new(renderer);
-            s.message_events |= capture.max_bytes().is_some();
-        })
-    }
-
-    /// Which RPC attribute names to emit (overrides `OTEL_SEMCONV_STABILITY_OPT_IN`).
-    pub fn with_semconv_stability(self, stability: SemconvStability) -> Self {
-        self.settings(|s| s.stability = stability)
-    }
+    common_options!();
 
     /// Public-endpoint mode: the incoming context is not trusted as a parent; each call starts
     /// a new trace whose span links to the caller's, and incoming baggage is dropped.
@@ -268,10 +197,7 @@ where
     fn call(&mut self, req: Request<tonic::body::Body>) -> Self::Future {
         let config = &self.config;
         let settings = &config.settings;
-        let extracted = match &config.propagators {
-            Some(p) => p.extract_headers(req.headers()),
-            None => global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(req.headers()))),
-        };
+        let extracted = extract_headers(config.propagators.as_ref(), req.headers());
         if !config.filter.should_trace(&RequestHead::from_request(&req)) {
             return self.call_with(req, extracted, None, None);
         }

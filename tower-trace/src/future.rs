@@ -36,6 +36,28 @@ impl ResponsePolicy {
             attributes: None,
         }
     }
+
+    /// Records a response head on the span of `cx` (status per side, captured headers, the
+    /// attribute hook) and returns the observer that ends the span with the body.
+    pub(crate) fn record(&self, cx: &Context, parts: &http::response::Parts) -> ResponseObserver {
+        let span = cx.span();
+        let outcome = ResponseOutcome::new(self.side, parts.status.as_u16());
+        span.set_attributes(outcome.attributes());
+        span.set_status(outcome.status());
+        if !self.headers.is_empty(Direction::Response) {
+            span.set_attributes(self.headers.attributes(Direction::Response, &parts.headers));
+        }
+        if let Some(extra) = &self.attributes {
+            span.set_attributes(extra(parts));
+        }
+        ResponseObserver {
+            cx: cx.clone(),
+            capture: self
+                .payload
+                .buffer()
+                .map(|buffer| Capture::new(buffer, &parts.headers)),
+        }
+    }
 }
 use tracing_core_lite::recipe::http::ResponseOutcome;
 
@@ -100,26 +122,7 @@ where
         match result {
             Ok(res) => {
                 let (parts, body) = res.into_parts();
-                let outcome = ResponseOutcome::new(policy.side, parts.status.as_u16());
-                span.set_attributes(outcome.attributes());
-                span.set_status(outcome.status());
-                if !policy.headers.is_empty(Direction::Response) {
-                    span.set_attributes(
-                        policy
-                            .headers
-                            .attributes(Direction::Response, &parts.headers),
-                    );
-                }
-                if let Some(extra) = &policy.attributes {
-                    span.set_attributes(extra(&parts));
-                }
-                let observer = ResponseObserver {
-                    cx: this.cx.clone(),
-                    capture: policy
-                        .payload
-                        .buffer()
-                        .map(|buffer| Capture::new(buffer, &parts.headers)),
-                };
+                let observer = policy.record(this.cx, &parts);
                 Poll::Ready(Ok(Response::from_parts(
                     parts,
                     TracedBody::new(body, Some(observer)),

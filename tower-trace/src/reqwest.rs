@@ -5,13 +5,11 @@ use opentelemetry::trace::{Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute as semconv;
 use reqwest_middleware::{Middleware, Next};
-use tracing_core_lite::capture::Direction;
-use tracing_core_lite::recipe::http::{ERROR_TYPE_OTHER, ERROR_TYPE_TIMEOUT, ResponseOutcome};
+use tracing_core_lite::recipe::http::{ERROR_TYPE_OTHER, ERROR_TYPE_TIMEOUT};
 
 use crate::ClientLayer;
 use crate::body::TracedBody;
 use crate::client::start_client_span;
-use crate::observer::{Capture, ResponseObserver};
 
 /// Traces `reqwest` calls through `reqwest-middleware`, with the same spans as
 /// [`ClientLayer`]: a CLIENT span per request, its context injected into the headers, ended
@@ -75,20 +73,7 @@ impl Middleware for ReqwestMiddleware {
                 let url = res.url().clone();
                 let res: http::Response<reqwest::Body> = res.into();
                 let (mut parts, body) = res.into_parts();
-                let outcome = ResponseOutcome::new(config.response.side, parts.status.as_u16());
-                span.set_attributes(outcome.attributes());
-                span.set_status(outcome.status());
-                let policy = &config.response;
-                if !policy.headers.is_empty(Direction::Response) {
-                    span.set_attributes(
-                        policy
-                            .headers
-                            .attributes(Direction::Response, &parts.headers),
-                    );
-                }
-                if let Some(extra) = &policy.attributes {
-                    span.set_attributes(extra(&parts));
-                }
+                let observer = config.response.record(&cx, &parts);
                 // Keep the response URL across the conversion (reqwest stores it in the
                 // extensions of the response it is built from).
                 if let Ok(with_url) =
@@ -96,13 +81,6 @@ impl Middleware for ReqwestMiddleware {
                 {
                     parts.extensions.extend(with_url.into_parts().0.extensions);
                 }
-                let observer = ResponseObserver {
-                    cx: cx.clone(),
-                    capture: policy
-                        .payload
-                        .buffer()
-                        .map(|b| Capture::new(b, &parts.headers)),
-                };
                 let body = reqwest::Body::wrap(TracedBody::new(body, Some(observer)));
                 Ok(reqwest::Response::from(http::Response::from_parts(
                     parts, body,

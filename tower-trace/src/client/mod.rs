@@ -16,12 +16,11 @@ use std::task::{Context as TaskContext, Poll};
 
 use http::{Extensions, HeaderMap, Method, Request, Response, Uri};
 use http_body::Body;
-use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::Context;
 use opentelemetry::trace::{TraceContextExt, Tracer};
-use opentelemetry::{Context, global};
 use tower::Service;
 use tracing_core_lite::capture::Direction;
-use tracing_core_lite::propagation::HeaderInjector;
+use tracing_core_lite::propagation::inject_headers;
 use tracing_core_lite::recipe::http::client_span;
 
 pub use layer::ClientLayer;
@@ -95,11 +94,7 @@ pub(crate) fn start_client_span(
         .tracer()
         .build_with_context(recipe.into_builder(), &parent);
     let cx = parent.with_span(span);
-    let mut injector = HeaderInjector(headers);
-    match &config.propagators {
-        Some(p) => p.inject_context(&cx, &mut injector),
-        None => global::get_text_map_propagator(|p| p.inject_context(&cx, &mut injector)),
-    }
+    inject_headers(config.propagators.as_ref(), &cx, headers);
     cx
 }
 

@@ -37,11 +37,11 @@ use std::task::{Context as TaskContext, Poll};
 
 use http::{Request, Response};
 use http_body::Body;
+use opentelemetry::Context;
 use opentelemetry::trace::{Link, TraceContextExt, Tracer};
-use opentelemetry::{Context, global};
 use tower::Service;
 use tracing_core_lite::capture::Direction;
-use tracing_core_lite::propagation::HeaderExtractor;
+use tracing_core_lite::propagation::extract_headers;
 use tracing_core_lite::recipe::http::{ServerRequest, server_span};
 use tracing_core_lite::sampling::{random_trace_id, trace_id_in_ratio, unsampled_context};
 
@@ -114,10 +114,7 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let config = &self.config;
-        let extracted = match &config.propagators {
-            Some(p) => p.extract_headers(req.headers()),
-            None => global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(req.headers()))),
-        };
+        let extracted = extract_headers(config.propagators.as_ref(), req.headers());
         let view = RequestView::new(&req);
         if !config.filter.should_trace(&view.head()) {
             return self.call_with(req, extracted, None, None);

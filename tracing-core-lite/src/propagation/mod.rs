@@ -15,7 +15,7 @@
 //! accepts both W3C and B3 callers joins whichever trace the caller started; baggage is merged
 //! from every format that carries it.
 //!
-//! Carriers: [`HeaderInjector`] and [`HeaderExtractor`] (from `opentelemetry-http`) adapt an
+//! Carriers: [`HeaderInjector`] (from `opentelemetry-http`) and [`HeaderExtractor`] adapt an
 //! [`http::HeaderMap`], which is also what a tonic `MetadataMap` holds
 //! (`MetadataMap::as_ref()`); a `HashMap<String, String>` is a carrier as it is, so a context
 //! can ride in a queue message.
@@ -40,13 +40,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use opentelemetry::Context;
+use opentelemetry::baggage::{Baggage, BaggageExt};
 use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, TraceContextExt};
 
 pub use b3::{B3Encoding, B3Propagator};
 pub use jaeger::JaegerPropagator;
-pub use opentelemetry_http::{HeaderExtractor, HeaderInjector};
+pub use opentelemetry_http::HeaderInjector;
 pub use opentelemetry_sdk::propagation::BaggagePropagator;
 pub use trace_context::TraceContextPropagator;
 
@@ -231,6 +232,32 @@ impl Propagators {
     }
 }
 
+/// Extracts the parent context from `headers` with `propagators`, or with the global propagator
+/// (`opentelemetry::global`, which the pipeline sets) when `None`.
+pub fn extract_headers(propagators: Option<&Propagators>, headers: &http::HeaderMap) -> Context {
+    match propagators {
+        Some(p) => p.extract_headers(headers),
+        None => {
+            opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)))
+        }
+    }
+}
+
+/// Injects `cx` into `headers` with `propagators`, or with the global propagator when `None`.
+pub fn inject_headers(
+    propagators: Option<&Propagators>,
+    cx: &Context,
+    headers: &mut http::HeaderMap,
+) {
+    let mut injector = HeaderInjector(headers);
+    match propagators {
+        Some(p) => p.inject_context(cx, &mut injector),
+        None => {
+            opentelemetry::global::get_text_map_propagator(|p| p.inject_context(cx, &mut injector))
+        }
+    }
+}
+
 impl Default for Propagators {
     /// `tracecontext,baggage`.
     fn default() -> Self {
@@ -256,7 +283,7 @@ impl TextMapPropagator for Propagators {
         let mut found: Option<SpanContext> = None;
         let mut acc = cx.clone();
         for p in self.propagators.iter() {
-            let next = p.extract_with_context(&acc, extractor);
+            let next = keep_baggage(&acc, p.extract_with_context(&acc, extractor));
             let sc = next.span().span_context().clone();
             acc = match &found {
                 // A later format found another parent: keep the first one, take the baggage.
@@ -275,6 +302,57 @@ impl TextMapPropagator for Propagators {
 
     fn fields(&self) -> FieldIter<'_> {
         FieldIter::new(&self.fields)
+    }
+}
+
+/// `next` with the baggage entries of `prev` that it lost put back (`next`'s entries win): the
+/// SDK's `BaggagePropagator` replaces the baggage of the context it is given with what its
+/// header holds, which would drop what an earlier format (`uberctx-*`) extracted.
+fn keep_baggage(prev: &Context, next: Context) -> Context {
+    let (before, after) = (prev.baggage(), next.baggage());
+    if before
+        .iter()
+        .all(|(key, _)| after.get(key.as_str()).is_some())
+    {
+        return next;
+    }
+    let merged: Baggage = before
+        .iter()
+        .chain(after.iter())
+        .map(|(key, (value, metadata))| (key.clone(), (value.clone(), metadata.clone())))
+        .collect();
+    next.with_baggage(merged)
+}
+
+/// The [`Extractor`] over an [`http::HeaderMap`] (a tonic `MetadataMap` holds one: use
+/// `MetadataMap::as_ref()`) that the layers extract with.
+///
+/// It reads headers as `opentelemetry_http::HeaderExtractor` does, but for one thing: a value
+/// that is not visible ASCII (obs-text, which HTTP allows and `HeaderValue::to_str` refuses)
+/// is not left out by [`get_all`](Extractor::get_all), which reports it as a value that no
+/// format accepts (`U+FFFD`). So a second `traceparent` header still makes the request a new
+/// trace, and such a `tracestate` line still discards the trace state, as W3C Trace Context
+/// requires. [`get`](Extractor::get) takes the first value, and an unreadable one as absent.
+#[derive(Clone, Copy, Debug)]
+pub struct HeaderExtractor<'a>(pub &'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+
+    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+        let mut values = self.0.get_all(key).iter().peekable();
+        values.peek()?;
+        Some(
+            values
+                .map(|value| value.to_str().unwrap_or("\u{fffd}"))
+                .collect(),
+        )
     }
 }
 
