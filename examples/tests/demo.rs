@@ -21,8 +21,11 @@ fn traces(stdout: &str) -> Vec<Vec<Line>> {
             traces.push(Vec::new());
             continue;
         }
-        let Some(current) = traces.last_mut() else { continue };
-        let Some(start) = line.find(|c: char| !matches!(c, ' ' | '│' | '├' | '└' | '─')) else {
+        let Some(current) = traces.last_mut() else {
+            continue;
+        };
+        let Some(start) = line.find(|c: char| !matches!(c, ' ' | '│' | '├' | '└' | '─'))
+        else {
             continue;
         };
         let prefix = line[..start].chars().count();
@@ -102,7 +105,13 @@ fn the_demo_draws_one_whole_tree_per_request() {
             line(3, "shop.Orders/Get", "orders", "server", "UNAVAILABLE"),
             line(4, "SELECT shop.orders", "orders", "client", "-"),
             line(4, "shop.Inventory/Reserve", "orders", "client", "INTERNAL"),
-            line(5, "shop.Inventory/Reserve", "inventory", "server", "INTERNAL"),
+            line(
+                5,
+                "shop.Inventory/Reserve",
+                "inventory",
+                "server",
+                "INTERNAL"
+            ),
         ],
         "{stdout}"
     );

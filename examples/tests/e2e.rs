@@ -54,7 +54,12 @@ impl<'a> Trace<'a> {
             .iter()
             .filter(|s| s.name == name && s.service_name() == Some(service) && s.kind == kind)
             .collect();
-        assert_eq!(found.len(), 1, "{name} of {service} ({kind:?}) in {:#?}", self.spans);
+        assert_eq!(
+            found.len(),
+            1,
+            "{name} of {service} ({kind:?}) in {:#?}",
+            self.spans
+        );
         found[0]
     }
 
@@ -122,7 +127,10 @@ async fn run_demo(protocol: &str) {
         let root = root(trace);
         assert_eq!(root.service_name(), Some("gateway"));
         assert_eq!(root.kind, SpanKind::Server);
-        match (root.name.as_str(), root.int_attr("http.response.status_code")) {
+        match (
+            root.name.as_str(),
+            root.int_attr("http.response.status_code"),
+        ) {
             ("GET /orders/{id}", Some(200)) => {
                 successes += 1;
                 let gw_client = trace.span("shop.Orders/Get", "gateway", SpanKind::Client);
@@ -156,7 +164,10 @@ async fn run_demo(protocol: &str) {
                 assert_eq!(str_attr(pay, "http.route"), Some("/charge"));
                 assert_eq!(pay.int_attr("http.response.status_code"), Some(200));
                 assert_eq!(str_attr(db, "db.system.name"), Some("postgresql"));
-                assert_eq!(str_attr(process, "messaging.destination.name"), Some("orders"));
+                assert_eq!(
+                    str_attr(process, "messaging.destination.name"),
+                    Some("orders")
+                );
                 assert_eq!(process.links.len(), 1);
                 assert_eq!(process.links[0].span_id, publish.span_id);
                 // Remote parents across the wire, local ones in process.
@@ -180,12 +191,19 @@ async fn run_demo(protocol: &str) {
                 assert_eq!(str_attr(inv, "rpc.response.status_code"), Some("INTERNAL"));
                 assert_eq!(inv.status_code, StatusCode::Error);
                 assert_eq!(inv.status_message, "stock database unreachable");
-                assert_eq!(str_attr(orders, "rpc.response.status_code"), Some("UNAVAILABLE"));
+                assert_eq!(
+                    str_attr(orders, "rpc.response.status_code"),
+                    Some("UNAVAILABLE")
+                );
                 assert_eq!(orders.status_code, StatusCode::Error);
             }
             ("GET", Some(404)) => {
                 assert_eq!(trace.spans.len(), 1);
-                assert_eq!(root.status_code, StatusCode::Unset, "4xx is not a server error");
+                assert_eq!(
+                    root.status_code,
+                    StatusCode::Unset,
+                    "4xx is not a server error"
+                );
                 assert_eq!(str_attr(root, "url.path"), Some("/no-such-page"));
             }
             ("GET /orders/{id}/events", Some(200)) => {
@@ -196,7 +214,9 @@ async fn run_demo(protocol: &str) {
                 let sent = orders
                     .events
                     .iter()
-                    .filter(|e| e.attributes.get("rpc.message.type") == Some(&AttrValue::from("SENT")))
+                    .filter(|e| {
+                        e.attributes.get("rpc.message.type") == Some(&AttrValue::from("SENT"))
+                    })
                     .count();
                 assert_eq!(sent, 3, "one SENT event per streamed message");
                 assert_eq!(str_attr(orders, "rpc.response.status_code"), Some("OK"));
@@ -279,16 +299,23 @@ async fn greeter_client_and_server_in_separate_processes() {
     ] {
         let out = timeout(
             WAIT,
-            program(env!("CARGO_BIN_EXE_greeter-client"), &otlp(&receiver, "grpc"))
-                .arg("--target")
-                .arg(&target)
-                .args(&args)
-                .output(),
+            program(
+                env!("CARGO_BIN_EXE_greeter-client"),
+                &otlp(&receiver, "grpc"),
+            )
+            .arg("--target")
+            .arg(&target)
+            .args(&args)
+            .output(),
         )
         .await
         .expect("finishes")
         .expect("runs");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     stop(server).await;
     // Per call: the client's root, its CLIENT span, the server's span.
@@ -317,7 +344,9 @@ async fn greeter_client_and_server_in_separate_processes() {
                 let sent = server
                     .events
                     .iter()
-                    .filter(|e| e.attributes.get("rpc.message.type") == Some(&AttrValue::from("SENT")))
+                    .filter(|e| {
+                        e.attributes.get("rpc.message.type") == Some(&AttrValue::from("SENT"))
+                    })
                     .count();
                 assert_eq!(sent, 3);
             }

@@ -591,14 +591,19 @@ async fn metadata_is_captured_by_allowlist_with_credentials_redacted() {
     let server = serve(server_layer.with_request_metadata(["x-tenant", "authorization"])).await;
     let mut greeter = client(server.addr, client_layer).await;
     let mut req = Request::new(hello("meta"));
-    req.metadata_mut().insert("x-tenant", "acme".parse().expect("ascii"));
+    req.metadata_mut()
+        .insert("x-tenant", "acme".parse().expect("ascii"));
     req.metadata_mut()
         .insert("authorization", "Bearer top-secret".parse().expect("ascii"));
-    req.metadata_mut().insert("x-other", "not-captured".parse().expect("ascii"));
+    req.metadata_mut()
+        .insert("x-other", "not-captured".parse().expect("ascii"));
     greeter.say_hello(req).await.expect("ok");
     let (s, _) = pair(&spans, UNARY).await;
     let meta = |k: &str| attr(&s, k).map(|v| v.to_string());
-    assert_eq!(meta("rpc.request.metadata.x-tenant").as_deref(), Some("[\"acme\"]"));
+    assert_eq!(
+        meta("rpc.request.metadata.x-tenant").as_deref(),
+        Some("[\"acme\"]")
+    );
     assert_eq!(
         meta("rpc.request.metadata.authorization").as_deref(),
         Some("[\"REDACTED\"]")
@@ -626,10 +631,9 @@ async fn public_endpoints_link_to_the_caller() {
 async fn payloads_decode_to_json_with_the_services_descriptor_set() {
     let (provider, spans) = tracing();
     let (server_layer, client_layer) = layers(&provider, Propagators::default());
-    let renderer = tonic_trace::PayloadRenderer::with_file_descriptor_set(
-        examples::FILE_DESCRIPTOR_SET,
-    )
-    .expect("the greeter's descriptor set");
+    let renderer =
+        tonic_trace::PayloadRenderer::with_file_descriptor_set(examples::FILE_DESCRIPTOR_SET)
+            .expect("the greeter's descriptor set");
     let server = serve(server_layer.with_payloads(PayloadCapture::up_to(256), renderer)).await;
     let mut greeter = client(server.addr, client_layer).await;
     greeter.say_hello(hello("json")).await.expect("ok");
@@ -644,5 +648,8 @@ async fn payloads_decode_to_json_with_the_services_descriptor_set() {
                 .map(|kv| kv.value.as_str().into_owned())
         })
         .collect();
-    assert_eq!(payloads, [r#"{"name":"json"}"#, r#"{"message":"Hello, json!"}"#]);
+    assert_eq!(
+        payloads,
+        [r#"{"name":"json"}"#, r#"{"message":"Hello, json!"}"#]
+    );
 }

@@ -76,7 +76,9 @@ async fn plain_get(url: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://").expect("http url");
     let (host, path) = rest.split_once('/').expect("a path");
-    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connects");
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .expect("connects");
     let request = format!("GET /{path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.expect("writes");
     let mut response = String::new();

@@ -222,7 +222,8 @@ impl OrdersService {
             })
             .await;
         if sent.is_err() {
-            cx.span().set_status(SpanStatus::error("the queue is closed"));
+            cx.span()
+                .set_status(SpanStatus::error("the queue is closed"));
         }
         cx.span().end();
     }
