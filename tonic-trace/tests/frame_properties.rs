@@ -13,10 +13,12 @@ enum Event {
     End,
 }
 
+/// The events of a body (consecutive data merged), what `finish` said, and whether the parser
+/// gave up on the framing.
+type Run = (Vec<Event>, Result<(), Incomplete>, bool);
+
 /// The events of `chunks` (consecutive data merged), and what `finish` says.
-fn run<'a>(
-    chunks: impl IntoIterator<Item = &'a [u8]>,
-) -> Result<(Vec<Event>, Result<(), Incomplete>, bool), TestCaseError> {
+fn run<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Result<Run, TestCaseError> {
     let mut parser = FrameParser::new();
     let mut events: Vec<Event> = Vec::new();
     let mut empty_data = false;
