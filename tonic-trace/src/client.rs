@@ -29,18 +29,19 @@ use std::task::{Context as TaskContext, Poll};
 use http::{Request, Response};
 use http_body::Body;
 use opentelemetry::Context;
-use opentelemetry::trace::{TraceContextExt, Tracer};
+use opentelemetry::trace::TraceContextExt;
 use tower::{Layer, Service};
 use tower_trace::body::TracedBody;
 use tracing_core_lite::capture::Direction;
 use tracing_core_lite::propagation::inject_headers;
 use tracing_core_lite::recipe::Side;
 use tracing_core_lite::recipe::grpc::MessageType;
+use tracing_core_lite::sampling::{is_unsampled, unsampled_context};
 use tracing_core_lite::{Propagators, TracerSource};
 
 use crate::future::{Pending, ResponseFuture};
 use crate::observer::{RequestObserver, ResponseObserver, Settings, deadline_of};
-use crate::server::{call_recipe, server_attributes};
+use crate::server::{authority_attributes, call_recipe, server_attributes};
 
 #[derive(Clone)]
 struct Config {
@@ -147,17 +148,28 @@ where
             .get::<Context>()
             .cloned()
             .unwrap_or_else(Context::current);
+        if config.tracer.is_parent_based() && is_unsampled(&parent) {
+            // The parent is not sampled and the sampler follows it: no span, the trace goes on.
+            let cx = unsampled_context(&parent);
+            inject_headers(config.propagators.as_ref(), &cx, &mut parts.headers);
+            let future = {
+                let _current = cx.clone().attach();
+                self.inner.call(Request::from_parts(parts, body))
+            };
+            return ResponseFuture::new(future, cx, None);
+        }
+        // The method of a generated client, which is the request path (then not copied).
         let method = parts
             .extensions
             .get::<tonic::GrpcMethod<'static>>()
+            .filter(|m| !is_method_path(parts.uri.path(), m))
             .map(|m| format!("/{}/{}", m.service(), m.method()));
         let path = method.as_deref().unwrap_or(parts.uri.path());
         let mut recipe = call_recipe(Side::Client, path, settings.stability);
-        let authority = parts.uri.authority().map(|a| a.as_str());
-        server_attributes(
-            authority.or(config.target.as_deref()),
-            &mut recipe.attributes,
-        );
+        match parts.uri.authority() {
+            Some(authority) => authority_attributes(authority, &mut recipe.attributes),
+            None => server_attributes(config.target.as_deref(), &mut recipe.attributes),
+        }
         if !settings.metadata.is_empty(Direction::Request) {
             recipe.attributes.extend(
                 settings
@@ -165,12 +177,16 @@ where
                     .attributes(Direction::Request, &parts.headers),
             );
         }
-        let span = config
-            .tracer
-            .tracer()
-            .build_with_context(recipe.into_builder(), &parent);
-        let cx = parent.with_span(span);
+        let cx = config.tracer.start(recipe.into_builder(), &parent);
         inject_headers(config.propagators.as_ref(), &cx, &mut parts.headers);
+        if !cx.span().is_recording() {
+            // The sampler dropped it: nothing to record.
+            let future = {
+                let _current = cx.clone().attach();
+                self.inner.call(Request::from_parts(parts, body))
+            };
+            return ResponseFuture::new(future, cx, None);
+        }
         let deadline = deadline_of(&parts.headers);
         let path = settings.payload_path(path);
         let body = match settings.messages(MessageType::Sent, path.as_ref()) {
@@ -194,4 +210,12 @@ where
         };
         ResponseFuture::new(future, cx, Some(pending))
     }
+}
+
+/// Whether `path` is `/{service}/{method}` of `method`.
+fn is_method_path(path: &str, method: &tonic::GrpcMethod<'_>) -> bool {
+    path.strip_prefix('/')
+        .and_then(|p| p.strip_prefix(method.service()))
+        .and_then(|p| p.strip_prefix('/'))
+        .is_some_and(|p| p == method.method())
 }

@@ -46,6 +46,12 @@ macro_rules! common_options {
             self.update(|c| c.tracer = tracer)
         }
 
+        /// Starts spans with `tracer`, e.g. `PipelineGuard::tracer_source()`, which also lets
+        /// the layer skip the spans its parent-based sampler would drop.
+        pub fn with_tracer_source(self, tracer: tracing_core_lite::TracerSource) -> Self {
+            self.update(|c| c.tracer = tracer)
+        }
+
         /// Uses these propagators instead of the global propagator.
         pub fn with_propagators(self, propagators: tracing_core_lite::Propagators) -> Self {
             self.update(|c| c.propagators = Some(propagators))

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use opentelemetry::trace::{SpanRef, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute as semconv;
@@ -186,10 +186,16 @@ fn saturating(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// Header names looked up per call, built at compile time (a `&str` name is parsed at each
+/// lookup).
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+
 /// The status carried by `grpc-status` / `grpc-message` in a header map, if any.
 pub(crate) fn status_of(headers: &HeaderMap) -> Option<(Code, Option<String>)> {
-    let code = Code::from_header(headers.get("grpc-status")?.as_bytes());
-    let message = headers.get("grpc-message").map(|m| {
+    let code = Code::from_header(headers.get(GRPC_STATUS)?.as_bytes());
+    let message = headers.get(GRPC_MESSAGE).map(|m| {
         percent_encoding::percent_decode(m.as_bytes())
             .decode_utf8_lossy()
             .into_owned()
@@ -264,7 +270,7 @@ pub(crate) fn settle(code: Code, deadline: Option<Instant>) -> Code {
 /// The caller's clock started before this side saw the request, so a cancellation within 5% of
 /// the timeout (at least 5 ms) of the deadline seen from here is the deadline firing.
 pub(crate) fn deadline_of(headers: &HeaderMap) -> Option<Instant> {
-    let timeout = parse_timeout(headers.get("grpc-timeout")?.as_bytes())?;
+    let timeout = parse_timeout(headers.get(GRPC_TIMEOUT)?.as_bytes())?;
     let slack = (timeout / 20).max(Duration::from_millis(5)).min(timeout);
     Instant::now().checked_add(timeout - slack)
 }

@@ -30,7 +30,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use http::{Request, Response};
 use http_body::Body;
-use opentelemetry::trace::{Link, TraceContextExt, Tracer};
+use opentelemetry::trace::{Link, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute as semconv;
 use tower::{Layer, Service};
@@ -39,7 +39,8 @@ use tracing_core_lite::capture::Direction;
 use tracing_core_lite::filter::{Filter, RequestHead};
 use tracing_core_lite::propagation::extract_headers;
 use tracing_core_lite::recipe::grpc::{MessageType, rpc_span};
-use tracing_core_lite::recipe::{SemconvStability, Side, SpanRecipe};
+use tracing_core_lite::recipe::{SemconvStability, Side, SpanRecipe, host_value, ip_value};
+use tracing_core_lite::sampling::{is_unsampled, unsampled_context};
 use tracing_core_lite::{Propagators, TracerSource};
 
 use crate::future::{Pending, ResponseFuture};
@@ -112,7 +113,8 @@ impl ServerLayer {
     common_options!();
 
     /// Public-endpoint mode: the incoming context is not trusted as a parent; each call starts
-    /// a new trace whose span links to the caller's, and incoming baggage is dropped.
+    /// a new trace whose span links to the caller's, and incoming baggage is dropped. A call the
+    /// filter leaves untraced runs under an empty context, not the caller's.
     pub fn with_public_endpoint(self, public: bool) -> Self {
         self.update(|c| c.public_endpoint = public)
     }
@@ -167,15 +169,26 @@ pub(crate) fn server_attributes(authority: Option<&str>, attrs: &mut Vec<KeyValu
     let Ok(authority) = authority.parse::<http::uri::Authority>() else {
         return;
     };
-    let host = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']');
+    authority_attributes(&authority, attrs);
+}
+
+/// `server.address` and `server.port` of a parsed authority (`host[:port]`, the user info
+/// left out), read from its text: `Authority::host` and `port_u16` search it again each.
+pub(crate) fn authority_attributes(authority: &http::uri::Authority, attrs: &mut Vec<KeyValue>) {
+    let text = authority.as_str();
+    let text = text
+        .rsplit_once('@')
+        .map_or(text, |(_, host_port)| host_port);
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, port.parse::<u16>().ok()),
+        _ => (text, None),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
         return;
     }
-    attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, host.to_owned()));
-    if let Some(port) = authority.port_u16() {
+    attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, host_value(host)));
+    if let Some(port) = port {
         attrs.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
     }
 }
@@ -199,18 +212,34 @@ where
         let settings = &config.settings;
         let extracted = extract_headers(config.propagators.as_ref(), req.headers());
         if !config.filter.should_trace(&RequestHead::from_request(&req)) {
-            return self.call_with(req, extracted, None, None);
+            // An untraced call still runs under the caller's context, unless the endpoint is
+            // public: its context and baggage are not to be trusted, traced or not.
+            let cx = if config.public_endpoint {
+                Context::new()
+            } else {
+                extracted
+            };
+            return self.call_with(req, cx, None, None);
+        }
+        if !config.public_endpoint && config.tracer.is_parent_based() && is_unsampled(&extracted) {
+            // The caller did not sample and the sampler follows it: the span would not be
+            // recorded, so it is not built; the caller's trace goes on, not sampled.
+            let cx = unsampled_context(&extracted);
+            return self.call_with(req, cx, None, None);
         }
         let path = req.uri().path();
         let mut recipe = call_recipe(Side::Server, path, settings.stability);
-        let authority = req.uri().authority().map(|a| a.as_str()).or_else(|| {
-            req.headers()
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-        });
-        server_attributes(authority, &mut recipe.attributes);
+        match req.uri().authority() {
+            Some(authority) => authority_attributes(authority, &mut recipe.attributes),
+            None => server_attributes(
+                req.headers()
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok()),
+                &mut recipe.attributes,
+            ),
+        }
         if let Some(peer) = peer_addr(req.extensions()) {
-            let ip = peer.ip().to_string();
+            let ip = ip_value(peer.ip());
             recipe.attributes.extend([
                 KeyValue::new(semconv::CLIENT_ADDRESS, ip.clone()),
                 KeyValue::new(semconv::NETWORK_PEER_ADDRESS, ip),
@@ -239,8 +268,11 @@ where
         if !links.is_empty() {
             builder = builder.with_links(links);
         }
-        let span = config.tracer.tracer().build_with_context(builder, &parent);
-        let cx = parent.with_span(span);
+        let cx = config.tracer.start(builder, &parent);
+        if !cx.span().is_recording() {
+            // The sampler dropped it: nothing to record, only the context to carry on.
+            return self.call_with(req, cx, None, None);
+        }
         let path = settings.payload_path(path);
         let observer = settings
             .messages(MessageType::Received, path.as_ref())

@@ -50,6 +50,20 @@ fn error_type(error: &reqwest_middleware::Error) -> &'static str {
     }
 }
 
+/// The span status message of a failed call: the error's message without the URL that
+/// reqwest appends to it (` for url (…)`), which carries credentials and signed query values
+/// as they are; the span's `url.full` has the URL, redacted.
+fn error_message(error: &reqwest_middleware::Error) -> String {
+    let message = error.to_string();
+    match error {
+        reqwest_middleware::Error::Reqwest(e) => match e.url() {
+            Some(url) => message.replace(&format!(" for url ({url})"), ""),
+            None => message,
+        },
+        reqwest_middleware::Error::Middleware(_) => message,
+    }
+}
+
 #[async_trait::async_trait]
 impl Middleware for ReqwestMiddleware {
     async fn handle(
@@ -88,7 +102,7 @@ impl Middleware for ReqwestMiddleware {
             }
             Err(error) => {
                 span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, error_type(&error)));
-                span.set_status(Status::error(error.to_string()));
+                span.set_status(Status::error(error_message(&error)));
                 span.end();
                 Err(error)
             }

@@ -55,6 +55,7 @@ use opentelemetry_sdk::trace::{
 use crate::error::ConfigError;
 use crate::export::{BatchConfig, BatchProcessor, BuildError, ConsoleExporter, ExportStats};
 use crate::propagation::Propagators;
+use crate::tracer::TracerSource;
 
 const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
 const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
@@ -569,6 +570,8 @@ impl Pipeline {
     /// An exporter could not be built. A collector that is down is *not* an error.
     pub fn install(self) -> Result<PipelineGuard, PipelineError> {
         let resource = self.resource();
+        // `Sampler::ParentBased` never records a span whose remote parent was not sampled.
+        let parent_based = matches!(self.sampler, Sampler::ParentBased(_));
         let mut builder = SdkTracerProvider::builder()
             .with_resource(resource)
             .with_sampler(self.sampler);
@@ -606,12 +609,13 @@ impl Pipeline {
         let provider = builder.build();
         if self.install_global {
             opentelemetry::global::set_tracer_provider(provider.clone());
-            opentelemetry::global::set_text_map_propagator(self.propagators.clone());
+            self.propagators.install_global();
         }
         Ok(PipelineGuard {
             provider,
             propagators: self.propagators,
             stats,
+            parent_based,
             shut_down: false,
         })
     }
@@ -677,6 +681,7 @@ pub struct PipelineGuard {
     provider: SdkTracerProvider,
     propagators: Propagators,
     stats: Vec<(ExporterKind, Arc<ExportStats>)>,
+    parent_based: bool,
     shut_down: bool,
 }
 
@@ -698,6 +703,14 @@ impl PipelineGuard {
     /// A tracer of this workspace's instrumentation scope.
     pub fn tracer(&self) -> SdkTracer {
         self.provider.tracer(INSTRUMENTATION_SCOPE)
+    }
+
+    /// The tracer the layers start spans with, for their `with_tracer_source` option: this
+    /// pipeline's provider, declared parent-based when its sampler is (the default), so that
+    /// the layers skip the spans that sampler would drop (see
+    /// [`TracerSource::with_parent_based_sampler`]).
+    pub fn tracer_source(&self) -> TracerSource {
+        TracerSource::from_provider(&self.provider).with_parent_based_sampler(self.parent_based)
     }
 
     /// The propagators configured for this pipeline.

@@ -24,6 +24,14 @@ pub fn unsampled_context(parent: &Context) -> Context {
     ))
 }
 
+/// Whether `cx` holds a valid span context that is not sampled: under a parent-based sampler,
+/// its children are not recorded.
+pub fn is_unsampled(cx: &Context) -> bool {
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid() && !sc.is_sampled()
+}
+
 /// A new random trace id (for decisions about a request that starts a trace).
 pub fn random_trace_id() -> TraceId {
     RandomIdGenerator::default().new_trace_id()

@@ -5,25 +5,38 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use opentelemetry::InstrumentationScope;
 use opentelemetry::global::{self, BoxedTracer};
-use opentelemetry::trace::TracerProvider;
+use opentelemetry::trace::{SpanBuilder, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::{Context, InstrumentationScope};
 
 use crate::pipeline::INSTRUMENTATION_SCOPE;
 
 /// A cheaply cloneable handle on the tracer the layers start spans with.
 #[derive(Clone)]
-pub struct TracerSource(Arc<Source>);
+pub struct TracerSource {
+    source: Arc<Source>,
+    parent_based: bool,
+}
+
+/// Starts a span of the provider's own tracer type and puts it in a context.
+type StartFn = dyn Fn(SpanBuilder, &Context) -> Context + Send + Sync;
 
 enum Source {
     Global(OnceLock<BoxedTracer>),
-    Fixed(BoxedTracer),
+    Fixed {
+        tracer: BoxedTracer,
+        /// The same tracer, unboxed: its spans are boxed once (in the context), not twice.
+        start: Box<StartFn>,
+    },
 }
 
 impl TracerSource {
     /// The global tracer provider, looked up when the first span is started.
     pub fn global() -> Self {
-        TracerSource(Arc::new(Source::Global(OnceLock::new())))
+        TracerSource {
+            source: Arc::new(Source::Global(OnceLock::new())),
+            parent_based: false,
+        }
     }
 
     /// A tracer of `provider`, under this workspace's instrumentation scope.
@@ -33,26 +46,63 @@ impl TracerSource {
         P::Tracer: Send + Sync + 'static,
         <P::Tracer as opentelemetry::trace::Tracer>::Span: Send + Sync + 'static,
     {
-        let scope = InstrumentationScope::builder(INSTRUMENTATION_SCOPE)
-            .with_version(env!("CARGO_PKG_VERSION"))
-            .build();
-        TracerSource(Arc::new(Source::Fixed(BoxedTracer::new(Box::new(
-            provider.tracer_with_scope(scope),
-        )))))
+        let tracer = BoxedTracer::new(Box::new(provider.tracer_with_scope(scope())));
+        let own = provider.tracer_with_scope(scope());
+        let start = Box::new(move |builder: SpanBuilder, parent: &Context| {
+            parent.with_span(own.build_with_context(builder, parent))
+        });
+        TracerSource {
+            source: Arc::new(Source::Fixed { tracer, start }),
+            parent_based: false,
+        }
+    }
+
+    /// Declares that the provider's sampler follows the parent's decision when the parent is
+    /// remote and not sampled, as the SDK's `Sampler::ParentBased` (the default sampler) does:
+    /// such a span is never recorded. The layers then skip the span, and the work of its
+    /// attributes, for those requests, and only carry the caller's trace on (not sampled, with
+    /// a span id of their own), as the SDK would.
+    ///
+    /// [`PipelineGuard::tracer_source`](crate::PipelineGuard::tracer_source) declares it when
+    /// the pipeline's sampler is parent-based. Declaring it for a sampler that may record such
+    /// spans loses them.
+    pub fn with_parent_based_sampler(mut self, parent_based: bool) -> Self {
+        self.parent_based = parent_based;
+        self
+    }
+
+    /// Whether the sampler was declared parent-based (see
+    /// [`with_parent_based_sampler`](Self::with_parent_based_sampler)).
+    pub fn is_parent_based(&self) -> bool {
+        self.parent_based
     }
 
     /// The tracer.
     pub fn tracer(&self) -> &BoxedTracer {
-        match &*self.0 {
-            Source::Global(cell) => cell.get_or_init(|| {
-                let scope = InstrumentationScope::builder(INSTRUMENTATION_SCOPE)
-                    .with_version(env!("CARGO_PKG_VERSION"))
-                    .build();
-                global::tracer_with_scope(scope)
-            }),
-            Source::Fixed(tracer) => tracer,
+        match &*self.source {
+            Source::Global(cell) => cell.get_or_init(|| global::tracer_with_scope(scope())),
+            Source::Fixed { tracer, .. } => tracer,
         }
     }
+
+    /// Starts a span from `builder` as a child of `parent` (a new root if `parent` holds no
+    /// span) and returns `parent` with the span: what
+    /// `parent.with_span(self.tracer().build_with_context(builder, parent))` does, with one
+    /// allocation less for a provider of its own.
+    pub fn start(&self, builder: SpanBuilder, parent: &Context) -> Context {
+        match &*self.source {
+            Source::Fixed { start, .. } => start(builder, parent),
+            Source::Global(_) => {
+                parent.with_span(self.tracer().build_with_context(builder, parent))
+            }
+        }
+    }
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder(INSTRUMENTATION_SCOPE)
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
 }
 
 impl Default for TracerSource {
@@ -63,9 +113,9 @@ impl Default for TracerSource {
 
 impl fmt::Debug for TracerSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &*self.0 {
+        match &*self.source {
             Source::Global(_) => f.write_str("TracerSource::Global"),
-            Source::Fixed(_) => f.write_str("TracerSource::Fixed"),
+            Source::Fixed { .. } => f.write_str("TracerSource::Fixed"),
         }
     }
 }
@@ -87,5 +137,14 @@ mod tests {
         let spans = exporter.get_finished_spans().unwrap();
         assert_eq!(spans.len(), 1);
         assert_eq!(spans[0].instrumentation_scope.name(), INSTRUMENTATION_SCOPE);
+        // `start` uses the same tracer, unboxed.
+        let cx = source.start(SpanBuilder::from_name("y"), &Context::new());
+        cx.span().end();
+        let spans = exporter.get_finished_spans().unwrap();
+        assert_eq!(spans.len(), 2);
+        assert_eq!(spans[1].name, "y");
+        assert_eq!(spans[1].instrumentation_scope.name(), INSTRUMENTATION_SCOPE);
+        assert!(!source.is_parent_based());
+        assert!(source.with_parent_based_sampler(true).is_parent_based());
     }
 }

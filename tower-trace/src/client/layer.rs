@@ -97,6 +97,14 @@ impl ClientLayer {
         self.update(|c| c.tracer = tracer)
     }
 
+    /// Starts spans with `tracer`, e.g. [`PipelineGuard::tracer_source`], which also lets the
+    /// layer skip the spans its parent-based sampler would drop.
+    ///
+    /// [`PipelineGuard::tracer_source`]: tracing_core_lite::PipelineGuard::tracer_source
+    pub fn with_tracer_source(self, tracer: TracerSource) -> Self {
+        self.update(|c| c.tracer = tracer)
+    }
+
     /// Injects with these propagators instead of the global propagator.
     pub fn with_propagators(self, propagators: Propagators) -> Self {
         self.update(|c| c.propagators = Some(propagators))

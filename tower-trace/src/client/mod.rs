@@ -17,11 +17,12 @@ use std::task::{Context as TaskContext, Poll};
 use http::{Extensions, HeaderMap, Method, Request, Response, Uri};
 use http_body::Body;
 use opentelemetry::Context;
-use opentelemetry::trace::{TraceContextExt, Tracer};
+use opentelemetry::trace::TraceContextExt;
 use tower::Service;
 use tracing_core_lite::capture::Direction;
 use tracing_core_lite::propagation::inject_headers;
 use tracing_core_lite::recipe::http::client_span;
+use tracing_core_lite::sampling::{is_unsampled, unsampled_context};
 
 pub use layer::ClientLayer;
 
@@ -71,6 +72,12 @@ pub(crate) fn start_client_span(
         .get::<Context>()
         .cloned()
         .unwrap_or_else(Context::current);
+    if config.tracer.is_parent_based() && is_unsampled(&parent) {
+        // The parent is not sampled and the sampler follows it: no span, the trace goes on.
+        let cx = unsampled_context(&parent);
+        inject_headers(config.propagators.as_ref(), &cx, headers);
+        return cx;
+    }
     let view = RequestView {
         method,
         uri,
@@ -89,11 +96,7 @@ pub(crate) fn start_client_span(
             .attributes
             .extend(config.headers.attributes(Direction::Request, headers));
     }
-    let span = config
-        .tracer
-        .tracer()
-        .build_with_context(recipe.into_builder(), &parent);
-    let cx = parent.with_span(span);
+    let cx = config.tracer.start(recipe.into_builder(), &parent);
     inject_headers(config.propagators.as_ref(), &cx, headers);
     cx
 }
@@ -126,6 +129,11 @@ where
             let _current = cx.clone().attach();
             self.inner.call(req)
         };
-        ResponseFuture::new(future, cx, Some(Arc::clone(&self.config.response)))
+        // A span that is not recorded has nothing to record from the response.
+        let policy = cx
+            .span()
+            .is_recording()
+            .then(|| Arc::clone(&self.config.response));
+        ResponseFuture::new(future, cx, policy)
     }
 }

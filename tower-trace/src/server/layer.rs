@@ -163,6 +163,14 @@ impl ServerLayer {
         self.update(|c| c.tracer = tracer)
     }
 
+    /// Starts spans with `tracer`, e.g. [`PipelineGuard::tracer_source`], which also lets the
+    /// layer skip the spans its parent-based sampler would drop.
+    ///
+    /// [`PipelineGuard::tracer_source`]: tracing_core_lite::PipelineGuard::tracer_source
+    pub fn with_tracer_source(self, tracer: TracerSource) -> Self {
+        self.update(|c| c.tracer = tracer)
+    }
+
     /// Extracts the parent with these propagators instead of the global propagator.
     pub fn with_propagators(self, propagators: Propagators) -> Self {
         self.update(|c| c.propagators = Some(propagators))
@@ -265,7 +273,8 @@ impl ServerLayer {
 
     /// Public-endpoint mode: the incoming context is not trusted as a parent. Each request
     /// starts a new trace whose span *links* to the caller's span context, and incoming
-    /// baggage is dropped.
+    /// baggage is dropped. A request the filter leaves untraced runs under an empty context,
+    /// not the caller's.
     pub fn with_public_endpoint(self, public: bool) -> Self {
         self.update(|c| {
             c.public_endpoint =

@@ -15,6 +15,15 @@
 //! accepts both W3C and B3 callers joins whichever trace the caller started; baggage is merged
 //! from every format that carries it.
 //!
+//! Limits on what a caller can make a service carry (see `RELIABILITY.md`): the baggage of a
+//! context holds at most 64 entries and 8192 bytes of keys and values (opentelemetry's
+//! `Baggage` refuses more); the SDK's `baggage` propagator drops a header longer than 8192
+//! bytes as a whole (a 1 MiB one included, in time linear in its size), takes the first 64
+//! entries of a shorter one, and reads only the first `baggage` header of a request;
+//! [`JaegerPropagator`] takes at most 64 `uberctx-*` headers; `tracestate` keeps at most 32
+//! members (more discard it). Public endpoints (the layers' `with_public_endpoint`) take no
+//! parent and no baggage from the caller at all.
+//!
 //! Carriers: [`HeaderInjector`] (from `opentelemetry-http`) and [`HeaderExtractor`] adapt an
 //! [`http::HeaderMap`], which is also what a tonic `MetadataMap` holds
 //! (`MetadataMap::as_ref()`); a `HashMap<String, String>` is a carrier as it is, so a context
@@ -37,7 +46,7 @@ pub mod jaeger;
 pub mod trace_context;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use opentelemetry::Context;
 use opentelemetry::baggage::{Baggage, BaggageExt};
@@ -222,39 +231,138 @@ impl Propagators {
     }
 
     /// Injects `cx` into an [`http::HeaderMap`] with every format.
+    ///
+    /// The same as [`TextMapPropagator::inject_context`] with a [`HeaderInjector`], faster:
+    /// W3C Trace Context writes its headers directly (no header-name parsing, one allocation),
+    /// and an empty baggage costs nothing.
     pub fn inject_headers(&self, cx: &Context, headers: &mut http::HeaderMap) {
-        self.inject_context(cx, &mut HeaderInjector(headers));
+        for (format, p) in self.formats.iter().zip(self.propagators.iter()) {
+            match format {
+                Format::TraceContext => TraceContextPropagator::inject_into_headers(cx, headers),
+                // The baggage propagator writes nothing for an empty baggage.
+                Format::Baggage if cx.baggage().is_empty() => {}
+                _ => p.inject_context(cx, &mut HeaderInjector(headers)),
+            }
+        }
     }
 
-    /// Extracts the parent context from an [`http::HeaderMap`] (see [`Propagators`]).
+    /// Extracts the parent context from an [`http::HeaderMap`] (see [`Propagators`]), on top
+    /// of the current context.
+    ///
+    /// The same as [`TextMapPropagator::extract`] with a [`HeaderExtractor`], faster: W3C
+    /// Trace Context reads its headers directly (no header-name parsing, no allocation but the
+    /// context's), and an absent `baggage` header costs one lookup.
     pub fn extract_headers(&self, headers: &http::HeaderMap) -> Context {
-        self.extract(&HeaderExtractor(headers))
+        Context::map_current(|cx| self.extract_from(cx, Some(headers), &HeaderExtractor(headers)))
+    }
+
+    /// Sets these propagators as opentelemetry's global text-map propagator, and remembers
+    /// them, so that [`extract_headers`] and [`inject_headers`] without propagators (the
+    /// layers' default: the global propagator) recognize them and take the header-map fast
+    /// paths of [`Propagators::extract_headers`] and [`Propagators::inject_headers`].
+    /// [`crate::Pipeline::install`] calls it.
+    pub fn install_global(&self) {
+        // Only the first propagators installed are remembered; later ones are used all the
+        // same, through the `TextMapPropagator` interface.
+        let _ = INSTALLED.set(self.clone());
+        opentelemetry::global::set_text_map_propagator(self.clone());
+    }
+
+    /// Whether `other` is these propagators or a clone of them: they share their list of
+    /// fields (the strings' buffers), which these keep alive, so that no other propagator can
+    /// have a field at the same address.
+    fn is(&self, other: &dyn TextMapPropagator) -> bool {
+        match (self.fields.first(), other.fields().next()) {
+            (Some(ours), Some(theirs)) => std::ptr::eq(ours.as_str(), theirs),
+            _ => false,
+        }
+    }
+
+    /// The composite's extraction (see [`Propagators`]); with `headers`, the formats that can
+    /// read a header map directly do, with the same result as through `extractor`.
+    fn extract_from(
+        &self,
+        cx: &Context,
+        headers: Option<&http::HeaderMap>,
+        extractor: &dyn Extractor,
+    ) -> Context {
+        let incoming_span = cx.span();
+        let incoming = incoming_span.span_context();
+        let mut found: Option<SpanContext> = None;
+        let mut acc = cx.clone();
+        for (format, p) in self.formats.iter().zip(self.propagators.iter()) {
+            let next = match (format, headers) {
+                // What `TraceContextPropagator::extract_with_context` returns, read directly.
+                (Format::TraceContext, Some(headers)) => {
+                    match TraceContextPropagator::extract_from_headers(headers) {
+                        Some(sc) => acc.with_remote_span_context(sc),
+                        None => acc.clone(),
+                    }
+                }
+                // The baggage propagator returns the context as it is without its header.
+                (Format::Baggage, Some(headers)) if !headers.contains_key(BAGGAGE_HEADER) => {
+                    acc.clone()
+                }
+                _ => keep_baggage(&acc, p.extract_with_context(&acc, extractor)),
+            };
+            let (other_parent, first) = {
+                let span = next.span();
+                let sc = span.span_context();
+                match &found {
+                    Some(first) => (sc != first, None),
+                    None => (false, (sc.is_valid() && sc != incoming).then(|| sc.clone())),
+                }
+            };
+            acc = match (&found, other_parent) {
+                // A later format found another parent: keep the first one, take the baggage.
+                (Some(first), true) => next.with_remote_span_context(first.clone()),
+                _ => {
+                    if first.is_some() {
+                        found = first;
+                    }
+                    next
+                }
+            };
+        }
+        acc
     }
 }
+
+/// The propagators [`Propagators::install_global`] installed first.
+static INSTALLED: OnceLock<Propagators> = OnceLock::new();
+
+/// `baggage` as a header name.
+const BAGGAGE_HEADER: http::HeaderName = http::HeaderName::from_static("baggage");
 
 /// Extracts the parent context from `headers` with `propagators`, or with the global propagator
 /// (`opentelemetry::global`, which the pipeline sets) when `None`.
+///
+/// The global propagator is used through [`Propagators::extract_headers`] when it is the one
+/// [`Propagators::install_global`] installed (as the pipeline does), else through the
+/// `TextMapPropagator` interface.
 pub fn extract_headers(propagators: Option<&Propagators>, headers: &http::HeaderMap) -> Context {
     match propagators {
         Some(p) => p.extract_headers(headers),
-        None => {
-            opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)))
-        }
+        None => opentelemetry::global::get_text_map_propagator(|p| match INSTALLED.get() {
+            Some(ours) if ours.is(p) => ours.extract_headers(headers),
+            _ => p.extract(&HeaderExtractor(headers)),
+        }),
     }
 }
 
-/// Injects `cx` into `headers` with `propagators`, or with the global propagator when `None`.
+/// Injects `cx` into `headers` with `propagators`, or with the global propagator when `None`
+/// (see [`extract_headers`]).
 pub fn inject_headers(
     propagators: Option<&Propagators>,
     cx: &Context,
     headers: &mut http::HeaderMap,
 ) {
-    let mut injector = HeaderInjector(headers);
     match propagators {
-        Some(p) => p.inject_context(cx, &mut injector),
-        None => {
-            opentelemetry::global::get_text_map_propagator(|p| p.inject_context(cx, &mut injector))
-        }
+        Some(p) => p.inject_headers(cx, headers),
+        None => opentelemetry::global::get_text_map_propagator(|p| match INSTALLED.get() {
+            Some(ours) if ours.is(p) => ours.inject_headers(cx, headers),
+            _ => p.inject_context(cx, &mut HeaderInjector(headers)),
+        }),
     }
 }
 
@@ -279,25 +387,7 @@ impl TextMapPropagator for Propagators {
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        let incoming = cx.span().span_context().clone();
-        let mut found: Option<SpanContext> = None;
-        let mut acc = cx.clone();
-        for p in self.propagators.iter() {
-            let next = keep_baggage(&acc, p.extract_with_context(&acc, extractor));
-            let sc = next.span().span_context().clone();
-            acc = match &found {
-                // A later format found another parent: keep the first one, take the baggage.
-                Some(first) if &sc != first => next.with_remote_span_context(first.clone()),
-                Some(_) => next,
-                None => {
-                    if sc.is_valid() && sc != incoming {
-                        found = Some(sc);
-                    }
-                    next
-                }
-            };
-        }
-        acc
+        self.extract_from(cx, None, extractor)
     }
 
     fn fields(&self) -> FieldIter<'_> {

@@ -34,6 +34,7 @@
 //!
 //! [Trace Context]: https://www.w3.org/TR/trace-context-2/
 
+use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::Context;
 use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
@@ -102,17 +103,7 @@ impl TraceContextPropagator {
     /// Formats the `traceparent` value (version `00`) of a span context.
     pub fn format_traceparent(span_context: &SpanContext) -> String {
         let mut buf = [0u8; TRACEPARENT_LEN];
-        buf[0] = b'0';
-        buf[1] = b'0';
-        buf[2] = b'-';
-        write_hex(&mut buf[3..35], &span_context.trace_id().to_bytes());
-        buf[35] = b'-';
-        write_hex(&mut buf[36..52], &span_context.span_id().to_bytes());
-        buf[52] = b'-';
-        write_hex(
-            &mut buf[53..55],
-            &[(span_context.trace_flags() & TraceFlags::SAMPLED).to_u8()],
-        );
+        write_traceparent(&mut buf, span_context);
         // Only ASCII hex digits and dashes were written.
         buf.iter().map(|&b| b as char).collect()
     }
@@ -142,6 +133,55 @@ impl TraceContextPropagator {
             return Some(TraceState::NONE);
         }
         TraceState::from_key_value(members).ok()
+    }
+
+    /// Extracts the span context from an [`http::HeaderMap`] directly: the same rules as
+    /// [`TextMapPropagator::extract`] through a header extractor, without the extractor's
+    /// allocations (the list of `traceparent` values) and without parsing header names.
+    pub fn extract_from_headers(headers: &HeaderMap) -> Option<SpanContext> {
+        // Exactly one `traceparent`, and readable (as `HeaderExtractor::get_all` sees them,
+        // a value that is not visible ASCII is one that no format accepts).
+        let mut values = headers.get_all(&TRACEPARENT_HEADER).iter();
+        let traceparent = values.next()?;
+        if values.next().is_some() {
+            return None;
+        }
+        let sc = Self::parse_traceparent(traceparent.to_str().ok()?)?;
+        let lines = headers
+            .get_all(&TRACESTATE_HEADER)
+            .iter()
+            .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+        let trace_state = Self::parse_tracestate(lines).unwrap_or(TraceState::NONE);
+        Some(SpanContext::new(
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags(),
+            true,
+            trace_state,
+        ))
+    }
+
+    /// Injects `traceparent` (and `tracestate` when not empty) into an [`http::HeaderMap`]
+    /// directly: what [`TextMapPropagator::inject_context`] does through a header injector,
+    /// with one allocation (the header value) instead of three.
+    pub fn inject_into_headers(cx: &Context, headers: &mut HeaderMap) {
+        let span = cx.span();
+        let sc = span.span_context();
+        if !sc.is_valid() {
+            return;
+        }
+        let mut buf = [0u8; TRACEPARENT_LEN];
+        write_traceparent(&mut buf, sc);
+        // Only ASCII hex digits and dashes: always a valid header value.
+        if let Ok(value) = HeaderValue::from_bytes(&buf) {
+            headers.insert(TRACEPARENT_HEADER, value);
+        }
+        let state = sc.trace_state().header();
+        if !state.is_empty()
+            && let Ok(value) = HeaderValue::from_str(&state)
+        {
+            headers.insert(TRACESTATE_HEADER, value);
+        }
     }
 
     fn extract_span_context(extractor: &dyn Extractor) -> Option<SpanContext> {
@@ -197,6 +237,26 @@ impl TextMapPropagator for TraceContextPropagator {
     }
 }
 
+/// `traceparent` as a header name, built at compile time (no parsing at each lookup).
+pub(crate) const TRACEPARENT_HEADER: HeaderName = HeaderName::from_static(TRACEPARENT);
+/// `tracestate` as a header name.
+pub(crate) const TRACESTATE_HEADER: HeaderName = HeaderName::from_static(TRACESTATE);
+
+/// Writes the version `00` `traceparent` of `span_context`.
+fn write_traceparent(buf: &mut [u8; TRACEPARENT_LEN], span_context: &SpanContext) {
+    buf[0] = b'0';
+    buf[1] = b'0';
+    buf[2] = b'-';
+    write_hex(&mut buf[3..35], &span_context.trace_id().to_bytes());
+    buf[35] = b'-';
+    write_hex(&mut buf[36..52], &span_context.span_id().to_bytes());
+    buf[52] = b'-';
+    write_hex(
+        &mut buf[53..55],
+        &[(span_context.trace_flags() & TraceFlags::SAMPLED).to_u8()],
+    );
+}
+
 /// `simple-key` or `tenant-id@system-id` (W3C Trace Context, section 3.3.1.3.1).
 fn valid_key(key: &str) -> bool {
     fn rest_ok(b: &[u8]) -> bool {
@@ -246,17 +306,42 @@ fn hex_u8(two: &[u8]) -> Option<u8> {
     Some(hex_digit(two[0])? << 4 | hex_digit(two[1])?)
 }
 
+/// The value of each byte as a lowercase hex digit, `0xff` for any other byte.
+const HEX_VALUES: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let mut c = 0;
+    while c < 256 {
+        table[c] = match c as u8 {
+            b @ b'0'..=b'9' => b - b'0',
+            b @ b'a'..=b'f' => b - b'a' + 10,
+            _ => 0xff,
+        };
+        c += 1;
+    }
+    table
+};
+
 /// Decodes exactly `2 * N` lowercase hex digits.
+///
+/// Without a branch per digit: the digits are looked up in a table and a bad one is noticed
+/// once, at the end (ids are decoded on every request).
 #[inline]
 pub(crate) fn hex_array<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
     if hex.len() != 2 * N {
         return None;
     }
     let mut out = [0u8; N];
-    for (i, pair) in hex.chunks_exact(2).enumerate() {
-        out[i] = hex_u8(pair)?;
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let (hi, lo) = (
+            HEX_VALUES[usize::from(pair[0])],
+            HEX_VALUES[usize::from(pair[1])],
+        );
+        bad |= hi | lo;
+        *o = (hi << 4) | lo;
     }
-    Some(out)
+    // A valid digit is at most 0x0f: any high bit comes from a bad one (0xff).
+    (bad & 0xf0 == 0).then_some(out)
 }
 
 /// Writes `bytes` as lowercase hex into `out` (`out.len() == 2 * bytes.len()`).

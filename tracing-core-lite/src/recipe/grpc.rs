@@ -20,6 +20,7 @@ use opentelemetry::trace::{Event, Status};
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_semantic_conventions::attribute as semconv;
 
+use super::intern::{Kind, intern};
 use super::{SemconvStability, Side, SpanRecipe};
 
 /// Pre-2026 attribute names, kept for `OTEL_SEMCONV_STABILITY_OPT_IN=rpc/old|rpc/dup`.
@@ -211,20 +212,28 @@ pub fn split_path(path: &str) -> Option<(&str, &str)> {
 pub fn rpc_span(side: Side, path: &str, stability: SemconvStability) -> Option<SpanRecipe> {
     let (service, method) = split_path(path)?;
     let full = &path[1..];
-    let mut attrs = Vec::with_capacity(4);
+    // A service has few methods: their names are interned (see `intern`).
+    let name = |s: &str| match intern(Kind::Name, s) {
+        Some(interned) => Cow::Borrowed(interned),
+        None => Cow::Owned(s.to_owned()),
+    };
+    let full = name(full);
+    // Room for what the layers add (server and peer addresses, the status, `error.type`), so
+    // that the span's attribute list is allocated once.
+    let mut attrs = Vec::with_capacity(12);
     if stability.emit_stable() {
         attrs.push(KeyValue::new(semconv::RPC_SYSTEM_NAME, "grpc"));
-        attrs.push(KeyValue::new(semconv::RPC_METHOD, full.to_owned()));
+        attrs.push(KeyValue::new(semconv::RPC_METHOD, full.clone()));
     }
     if stability.emit_old() {
         attrs.push(KeyValue::new(old::RPC_SYSTEM, "grpc"));
-        attrs.push(KeyValue::new(old::RPC_SERVICE, service.to_owned()));
+        attrs.push(KeyValue::new(old::RPC_SERVICE, name(service)));
         if !stability.emit_stable() {
-            attrs.push(KeyValue::new(semconv::RPC_METHOD, method.to_owned()));
+            attrs.push(KeyValue::new(semconv::RPC_METHOD, name(method)));
         }
     }
     Some(SpanRecipe {
-        name: Cow::Owned(full.to_owned()),
+        name: full,
         kind: side.span_kind(),
         attributes: attrs,
     })

@@ -20,12 +20,13 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 
-use http::{HeaderMap, Method, Uri, Version, header};
-use opentelemetry::KeyValue;
+use http::{HeaderMap, HeaderName, Method, Uri, Version, header};
 use opentelemetry::trace::Status;
+use opentelemetry::{KeyValue, Value};
 use opentelemetry_semantic_conventions::attribute as semconv;
 
-use super::{Side, SpanRecipe};
+use super::intern::{Kind, intern, intern_parts};
+use super::{Side, SpanRecipe, host_value, ip_value};
 use crate::capture::{QueryRedaction, redact_url_full};
 
 /// `error.type` of a request whose response body ended with an error.
@@ -131,6 +132,20 @@ fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&s
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Header names looked up per request, built at compile time (a `&str` name is parsed at
+/// each lookup).
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// `http` and `https` as static strings (no allocation), anything else copied.
+fn static_or_owned(scheme: &str) -> Value {
+    match scheme {
+        "http" => Value::from("http"),
+        "https" => Value::from("https"),
+        other => Value::from(other.to_owned()),
+    }
+}
+
 /// Splits `host[:port]` (or `[v6]:port`) into its parts; a malformed port yields `None`.
 fn split_host_port(authority: &str) -> (&str, Option<u16>) {
     let (host, port) = match authority.rsplit_once(':') {
@@ -170,9 +185,9 @@ pub fn server_span(req: &ServerRequest<'_>, redaction: &QueryRedaction) -> SpanR
     let scheme = req
         .uri
         .scheme_str()
-        .or_else(|| header_str(req.headers, "x-forwarded-proto"))
+        .or_else(|| header_str(req.headers, X_FORWARDED_PROTO))
         .unwrap_or("http");
-    attrs.push(KeyValue::new(semconv::URL_SCHEME, scheme.to_owned()));
+    attrs.push(KeyValue::new(semconv::URL_SCHEME, static_or_owned(scheme)));
     let authority = req
         .uri
         .authority()
@@ -182,29 +197,25 @@ pub fn server_span(req: &ServerRequest<'_>, redaction: &QueryRedaction) -> SpanR
         let authority = authority.rsplit('@').next().unwrap_or(authority);
         let (host, port) = split_host_port(authority);
         if !host.is_empty() {
-            attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, host.to_owned()));
+            attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, host_value(host)));
             if let Some(port) = port.or_else(|| default_port(scheme)) {
                 attrs.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
             }
         }
     }
-    let forwarded_for = header_str(req.headers, "x-forwarded-for")
+    let forwarded_for = header_str(req.headers, X_FORWARDED_FOR)
         .and_then(|v| v.split(',').next())
         .map(str::trim)
         .filter(|v| !v.is_empty());
-    match (forwarded_for, req.peer) {
+    // The peer's address, formatted once for both attributes that may hold it.
+    let peer_ip = req.peer.map(|peer| ip_value(peer.ip()));
+    match (forwarded_for, &peer_ip) {
         (Some(client), _) => attrs.push(KeyValue::new(semconv::CLIENT_ADDRESS, client.to_owned())),
-        (None, Some(peer)) => attrs.push(KeyValue::new(
-            semconv::CLIENT_ADDRESS,
-            peer.ip().to_string(),
-        )),
+        (None, Some(ip)) => attrs.push(KeyValue::new(semconv::CLIENT_ADDRESS, ip.clone())),
         (None, None) => {}
     }
-    if let Some(peer) = req.peer {
-        attrs.push(KeyValue::new(
-            semconv::NETWORK_PEER_ADDRESS,
-            peer.ip().to_string(),
-        ));
+    if let (Some(peer), Some(ip)) = (req.peer, peer_ip) {
+        attrs.push(KeyValue::new(semconv::NETWORK_PEER_ADDRESS, ip));
         attrs.push(KeyValue::new(
             semconv::NETWORK_PEER_PORT,
             i64::from(peer.port()),
@@ -214,12 +225,24 @@ pub fn server_span(req: &ServerRequest<'_>, redaction: &QueryRedaction) -> SpanR
         attrs.push(KeyValue::new(semconv::NETWORK_PROTOCOL_VERSION, v));
     }
     if let Some(ua) = header_str(req.headers, header::USER_AGENT) {
-        attrs.push(KeyValue::new(semconv::USER_AGENT_ORIGINAL, ua.to_owned()));
+        let ua = match intern(Kind::UserAgent, ua) {
+            Some(interned) => Value::from(interned),
+            None => Value::from(ua.to_owned()),
+        };
+        attrs.push(KeyValue::new(semconv::USER_AGENT_ORIGINAL, ua));
     }
+    // Route templates and the names made of them are few: interned (see `intern`).
     let name: Cow<'static, str> = match req.route {
         Some(route) => {
-            attrs.push(KeyValue::new(semconv::HTTP_ROUTE, route.to_owned()));
-            Cow::Owned(format!("{method} {route}"))
+            let route_value = match intern(Kind::Name, route) {
+                Some(interned) => Value::from(interned),
+                None => Value::from(route.to_owned()),
+            };
+            attrs.push(KeyValue::new(semconv::HTTP_ROUTE, route_value));
+            match intern_parts(Kind::Name, &[method, " ", route]) {
+                Some(interned) => Cow::Borrowed(interned),
+                None => Cow::Owned(format!("{method} {route}")),
+            }
         }
         None => Cow::Borrowed(method),
     };
@@ -242,7 +265,7 @@ pub fn client_span(method: &Method, uri: &Uri, redaction: &QueryRedaction) -> Sp
     ));
     if let Some(host) = uri.host() {
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, host.to_owned()));
+        attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, host_value(host)));
         if let Some(port) = uri
             .port_u16()
             .or_else(|| uri.scheme_str().and_then(default_port))
@@ -357,6 +380,24 @@ mod tests {
         assert_eq!(s(&r, "network.protocol.version").as_deref(), Some("1.1"));
         assert_eq!(s(&r, "user_agent.original").as_deref(), Some("curl/8"));
         assert_eq!(s(&r, "http.route").as_deref(), Some("/orders/{id}"));
+    }
+
+    #[test]
+    fn ip_values_are_formatted_as_display_does() {
+        use std::net::IpAddr;
+        for ip in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "255.255.255.255",
+            "127.0.0.1",
+            "10.200.30.4",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:10.1.2.3",
+        ] {
+            let parsed: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_value(parsed).as_str(), parsed.to_string(), "{ip}");
+        }
     }
 
     #[test]

@@ -17,11 +17,14 @@
 
 pub mod grpc;
 pub mod http;
+pub(crate) mod intern;
 
 use std::borrow::Cow;
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use opentelemetry::trace::{SpanBuilder, SpanKind, Tracer};
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::{Context, KeyValue, Value};
 
 /// Which end of a call a span describes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -66,6 +69,66 @@ impl SpanRecipe {
     /// Starts the span as a child of `parent` (a new root if `parent` holds no span).
     pub fn start<T: Tracer>(self, tracer: &T, parent: &Context) -> T::Span {
         tracer.build_with_context(self.into_builder(), parent)
+    }
+}
+
+/// An IP address as an attribute value (`client.address`, `network.peer.address`): formatted
+/// as `Display` does, but without `fmt` for IPv4 (the common case, where `Ipv4Addr`'s `Display`
+/// costs more than the rest of a span's attributes), and reference-counted, so that the
+/// attributes that hold the same address share one allocation.
+pub fn ip_value(ip: IpAddr) -> Value {
+    thread_local! {
+        // The last address formatted on this thread: a connection's requests, or all those
+        // coming through a proxy or a sidecar, share the peer address.
+        static LAST: std::cell::RefCell<Option<(IpAddr, Arc<str>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let cached = LAST.with(|last| match &*last.borrow() {
+        Some((seen, text)) if *seen == ip => Some(Arc::clone(text)),
+        _ => None,
+    });
+    if let Some(text) = cached {
+        return Value::from(text);
+    }
+    let text = format_ip(ip);
+    LAST.with(|last| *last.borrow_mut() = Some((ip, Arc::clone(&text))));
+    Value::from(text)
+}
+
+/// `server.address` (a host name or address) as an attribute value: interned, as a service
+/// answers to few names (see the `intern` module), else copied.
+pub fn host_value(host: &str) -> Value {
+    match intern::intern(intern::Kind::Host, host) {
+        Some(interned) => Value::from(interned),
+        None => Value::from(host.to_owned()),
+    }
+}
+
+fn format_ip(ip: IpAddr) -> Arc<str> {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut buf = [0u8; 15];
+            let mut len = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[len] = b'.';
+                    len += 1;
+                }
+                if octet >= 100 {
+                    buf[len] = b'0' + octet / 100;
+                    len += 1;
+                }
+                if octet >= 10 {
+                    buf[len] = b'0' + octet / 10 % 10;
+                    len += 1;
+                }
+                buf[len] = b'0' + octet % 10;
+                len += 1;
+            }
+            // Only ASCII digits and dots were written.
+            Arc::from(std::str::from_utf8(&buf[..len]).unwrap_or_default())
+        }
+        IpAddr::V6(v6) => Arc::from(v6.to_string()),
     }
 }
 
