@@ -20,182 +20,13 @@
 //! `INTEROP_PYTHON` names the interpreter; without it, the virtualenv of `setup.sh` is used if
 //! it is there. Without either, the tests fail and say how to set them up.
 
+mod interop;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
-use std::sync::OnceLock;
-use std::time::Duration;
 
+use interop::{ParentReport, Server, SpanIds, next_line, peer, programs, run, span_of, traced};
 use serde::Deserialize;
-use test_support::{OtlpReceiver, ReceivedSpan, SpanKind};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use tokio::time::timeout;
-
-/// The bound on every wait: generous for a loaded machine, finite for a broken program.
-const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The workspace root.
-fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests package is in the workspace")
-}
-
-/// The Python interpreter that has the peer's packages.
-fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("INTEROP_PYTHON").filter(|p| !p.is_empty()) {
-        return python.into();
-    }
-    let venv = workspace().join("target").join("interop-venv");
-    let python = if cfg!(windows) {
-        venv.join("Scripts").join("python.exe")
-    } else {
-        venv.join("bin").join("python")
-    };
-    assert!(
-        python.is_file(),
-        "the interop tests need Python with OpenTelemetry's SDK and propagators: run \
-         `tests/interop/setup.sh`, which installs them in a virtualenv in {}, or set \
-         INTEROP_PYTHON to an interpreter that has the packages of \
-         tests/interop/requirements.txt",
-        venv.display()
-    );
-    python
-}
-
-/// The programs under test.
-struct Programs {
-    server: PathBuf,
-    client: PathBuf,
-}
-
-/// Builds the programs of the `examples` package (or finds them up to date), once per test
-/// run: the binaries of another package are not built for this one's tests.
-async fn programs() -> &'static Programs {
-    fn build(name: &str) -> PathBuf {
-        escargot::CargoBuild::new()
-            .manifest_path(workspace().join("Cargo.toml"))
-            .package("examples")
-            .bin(name)
-            .current_release()
-            .run()
-            .unwrap_or_else(|e| panic!("cannot build {name}: {e}"))
-            .path()
-            .to_owned()
-    }
-    static PROGRAMS: OnceLock<Programs> = OnceLock::new();
-    tokio::task::spawn_blocking(|| {
-        PROGRAMS.get_or_init(|| Programs {
-            server: build("http-server"),
-            client: build("http-client"),
-        })
-    })
-    .await
-    .expect("the build does not panic")
-}
-
-/// A command with a clean environment for tracing: no `OTEL_*` variable of the caller's
-/// (both SDKs read them).
-fn command(program: &Path) -> Command {
-    let mut command = Command::new(program);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("OTEL_") {
-            command.env_remove(name);
-        }
-    }
-    command.stdin(Stdio::null()).kill_on_drop(true);
-    command
-}
-
-/// The Python peer, running `args`.
-fn peer(args: &[&str]) -> Command {
-    let mut command = command(&python());
-    command
-        .arg(workspace().join("tests/interop/http_peer.py"))
-        .args(args);
-    command
-}
-
-/// An example program that propagates in `format` and exports to `receiver`, promptly.
-fn traced(program: &Path, format: &str, receiver: &OtlpReceiver) -> Command {
-    let mut command = command(program);
-    command
-        .env("OTEL_PROPAGATORS", format)
-        .env("OTEL_TRACES_EXPORTER", "otlp")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.http_endpoint())
-        .env("OTEL_BSP_SCHEDULE_DELAY", "50");
-    command
-}
-
-/// A running server, killed when dropped.
-struct Server {
-    /// Kept, so that dropping the server kills it.
-    _child: Child,
-    /// Kept open: the Python server stops when its input ends.
-    _stdin: ChildStdin,
-    /// `http://127.0.0.1:PORT`.
-    url: String,
-    stdout: Lines<BufReader<ChildStdout>>,
-}
-
-impl Server {
-    /// Starts `command`, which announces `listening on 127.0.0.1:PORT` on its first line.
-    async fn start(mut command: Command) -> Server {
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{command:?} starts: {e}"));
-        let stdin = child.stdin.take().expect("stdin is piped");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut stdout = BufReader::new(stdout).lines();
-        let line = next_line(&mut stdout).await;
-        let port = line
-            .strip_prefix("listening on 127.0.0.1:")
-            .and_then(|port| port.parse::<u16>().ok())
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-        Server {
-            _child: child,
-            _stdin: stdin,
-            url: format!("http://127.0.0.1:{port}"),
-            stdout,
-        }
-    }
-}
-
-/// The next line of a server's output; the server has written its errors to stderr (not
-/// captured) if it exited instead.
-async fn next_line(stdout: &mut Lines<BufReader<ChildStdout>>) -> String {
-    timeout(TIMEOUT, stdout.next_line())
-        .await
-        .expect("the server writes a line in time")
-        .expect("stdout is readable")
-        .expect("the server is running")
-}
-
-/// Runs `command` to completion, which must succeed.
-async fn run(mut command: Command) -> String {
-    let output: Output = timeout(TIMEOUT, command.output())
-        .await
-        .expect("the program finishes in time")
-        .expect("the program runs");
-    assert!(
-        output.status.success(),
-        "{command:?}: {:?}\nstdout: {}\nstderr: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
-    String::from_utf8(output.stdout).expect("UTF-8 output")
-}
-
-/// A span as the Python peer reports it.
-#[derive(Debug, Deserialize)]
-struct SpanIds {
-    trace_id: String,
-    span_id: String,
-}
+use test_support::{OtlpReceiver, SpanKind};
 
 /// What the Python client prints.
 #[derive(Debug, Deserialize)]
@@ -216,15 +47,6 @@ struct ServerReport {
     parent: Option<ParentReport>,
     #[serde(flatten)]
     span: SpanIds,
-}
-
-/// The parent the Python server extracted.
-#[derive(Debug, Deserialize)]
-struct ParentReport {
-    #[serde(flatten)]
-    span: SpanIds,
-    sampled: bool,
-    remote: bool,
 }
 
 /// The headers a format writes (without the optional ones); every other propagation header
@@ -248,36 +70,27 @@ fn context_headers(headers: &BTreeMap<String, String>) -> Vec<&str> {
         .collect()
 }
 
-/// Waits until `receiver` has a span of `kind` in `trace_id`, and returns it.
-async fn span_of(receiver: &OtlpReceiver, trace_id: &str, kind: SpanKind) -> ReceivedSpan {
-    let is_it = |s: &ReceivedSpan| s.trace_id == trace_id && s.kind == kind;
-    let spans = receiver
-        .wait_for(|spans| spans.iter().any(is_it), TIMEOUT)
-        .await
-        .unwrap_or_else(|e| panic!("no {kind:?} span in trace {trace_id}: {e}"));
-    let mut found = spans.into_iter().filter(is_it);
-    let span = found.next().expect("waited for");
-    assert_eq!(found.next(), None, "one {kind:?} span in trace {trace_id}");
-    span
-}
-
 /// A Python client calls `http-server`, which continues the Python client's trace.
 async fn python_client_calls_http_server(format: &str) {
-    let programs = programs().await;
+    let programs = programs("http-server", "http-client").await;
     let receiver = OtlpReceiver::start().await.expect("the receiver starts");
     let mut server = traced(&programs.server, format, &receiver);
     server.args(["--listen", "127.0.0.1:0"]);
     let server = Server::start(server).await;
 
-    let output = run(peer(&[
-        "client",
-        "--url",
-        &server.url,
-        "--propagator",
-        format,
-        "--name",
-        format,
-    ]))
+    let url = format!("http://{}", server.addr);
+    let output = run(peer(
+        "http_peer.py",
+        &[
+            "client",
+            "--url",
+            &url,
+            "--propagator",
+            format,
+            "--name",
+            format,
+        ],
+    ))
     .await;
     let report: ClientReport = serde_json::from_str(output.trim())
         .unwrap_or_else(|e| panic!("the Python client's report {output:?}: {e}"));
@@ -302,12 +115,14 @@ async fn python_client_calls_http_server(format: &str) {
 
 /// `http-client` calls a Python server, which continues `http-client`'s trace.
 async fn http_client_calls_python_server(format: &str) {
-    let programs = programs().await;
+    let programs = programs("http-server", "http-client").await;
     let receiver = OtlpReceiver::start().await.expect("the receiver starts");
-    let mut peer_server = Server::start(peer(&["server", "--propagator", format])).await;
+    let mut peer_server =
+        Server::start(peer("http_peer.py", &["server", "--propagator", format])).await;
 
     let mut client = traced(&programs.client, format, &receiver);
-    client.args(["--url", &peer_server.url, "--count", "1"]);
+    let url = format!("http://{}", peer_server.addr);
+    client.args(["--url", &url, "--count", "1"]);
     let output = run(client).await;
     let trace_id = output
         .strip_prefix("call 1 trace_id=")
