@@ -1,33 +1,13 @@
 //! `http-server` and `http-client`, run as the programs they are, on 127.0.0.1.
 
 use std::collections::HashSet;
-use std::process::{Output, Stdio};
-use std::time::Duration;
+use std::process::Output;
 
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use test_support::{OtlpReceiver, ReceivedSpan, SpanKind};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStderr, ChildStdout, Command};
-use tokio::time::timeout;
+mod common;
 
-/// The bound on every wait: generous for a loaded machine, finite for a broken program.
-const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A program of this package, with a clean tracing environment: no `OTEL_*` variable from the
-/// caller's environment, and no exporter, so that stdout holds only what the program prints.
-fn program(path: &str) -> Command {
-    let mut command = Command::new(path);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("OTEL_") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .env("OTEL_TRACES_EXPORTER", "none")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    command
-}
+use common::*;
 
 /// The variables that send a program's spans to `receiver` over OTLP/HTTP.
 fn otlp_env(receiver: &OtlpReceiver) -> [(&'static str, String); 2] {
@@ -37,127 +17,11 @@ fn otlp_env(receiver: &OtlpReceiver) -> [(&'static str, String); 2] {
     ]
 }
 
-/// A running `http-server`, killed when dropped.
-struct Server {
-    child: Child,
-    /// `http://127.0.0.1:PORT`.
-    url: String,
-    /// Kept open, so that the server never writes to a closed pipe.
-    _stdout: Lines<BufReader<ChildStdout>>,
-    /// Read when the server is stopped.
-    #[cfg_attr(not(unix), allow(dead_code))]
-    stderr: ChildStderr,
-}
-
-impl Server {
-    /// Starts a server on a free port and reads the address it announces.
-    async fn start() -> Server {
-        Server::start_with_env(&[]).await
-    }
-
-    /// [`start`](Self::start), with these environment variables.
-    async fn start_with_env(env: &[(&str, String)]) -> Server {
-        let mut child = program(env!("CARGO_BIN_EXE_http-server"))
-            .args(["--listen", "127.0.0.1:0"])
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("http-server starts");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut stderr = child.stderr.take().expect("stderr is piped");
-        let mut stdout = BufReader::new(stdout).lines();
-        let line = timeout(TIMEOUT, stdout.next_line())
-            .await
-            .expect("http-server announces its address in time")
-            .expect("stdout is readable");
-        let Some(line) = line else {
-            panic!("http-server exited: {}", read_to_end(&mut stderr).await);
-        };
-        let addr = line
-            .strip_prefix("listening on 127.0.0.1:")
-            .and_then(|port| port.parse::<u16>().ok())
-            .map(|port| format!("127.0.0.1:{port}"))
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-        Server {
-            child,
-            url: format!("http://{addr}"),
-            _stdout: stdout,
-            stderr,
-        }
-    }
-
-    /// Sends `signal` to the server, waits for it to exit, and returns its exit status and
-    /// what it wrote to stderr.
-    #[cfg(unix)]
-    async fn stop(mut self, signal: libc::c_int) -> (std::process::ExitStatus, String) {
-        let pid = self.child.id().expect("the server is still running");
-        let pid = libc::pid_t::try_from(pid).expect("a pid fits in pid_t");
-        // SAFETY: kill(2) only sends a signal; `pid` is our child, which has not been reaped
-        // (the `Child` is still here), so the pid cannot have been reused.
-        let sent = unsafe { libc::kill(pid, signal) };
-        assert_eq!(sent, 0, "kill({pid}, {signal})");
-        let status = timeout(TIMEOUT, self.child.wait())
-            .await
-            .expect("the server exits in time")
-            .expect("the server's exit status");
-        (status, read_to_end(&mut self.stderr).await)
-    }
-}
-
-/// What is left to read from a pipe, as text.
-async fn read_to_end(pipe: &mut ChildStderr) -> String {
-    let mut text = String::new();
-    timeout(TIMEOUT, pipe.read_to_string(&mut text))
-        .await
-        .expect("the pipe closes in time")
-        .expect("the pipe is readable");
-    text
-}
+const SERVER: &str = env!("CARGO_BIN_EXE_http-server");
 
 /// Runs `http-client` with `args` and `env` to completion.
 async fn client(args: &[&str], env: &[(&str, String)]) -> Output {
-    let output = program(env!("CARGO_BIN_EXE_http-client"))
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .output();
-    timeout(TIMEOUT, output)
-        .await
-        .expect("http-client finishes in time")
-        .expect("http-client runs")
-}
-
-fn stdout_lines(output: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Splits `call I trace_id=ID REST` into `(I, ID, REST)`, checking the trace id's shape.
-fn parse_call(line: &str) -> (u32, String, String) {
-    try_parse_call(line).unwrap_or_else(|| panic!("not a call line: {line:?}"))
-}
-
-fn try_parse_call(line: &str) -> Option<(u32, String, String)> {
-    let (i, rest) = line.strip_prefix("call ")?.split_once(" trace_id=")?;
-    let (trace_id, rest) = rest.split_once(' ')?;
-    let is_trace_id = trace_id.len() == 32
-        && trace_id
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        && trace_id.bytes().any(|b| b != b'0');
-    is_trace_id.then_some((i.parse().ok()?, trace_id.to_owned(), rest.to_owned()))
-}
-
-fn assert_success(output: &Output) {
-    assert!(
-        output.status.success(),
-        "{:?}\nstdout: {}\nstderr: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
+    run(env!("CARGO_BIN_EXE_http-client"), args, env).await
 }
 
 /// A plain (untraced) HTTP client for the tests, bounded by [`TIMEOUT`].
@@ -179,7 +43,7 @@ async fn fetch(request: reqwest::RequestBuilder) -> (u16, Option<HeaderValue>, V
 
 #[tokio::test]
 async fn hello_answers_json_with_the_name() {
-    let server = Server::start().await;
+    let server = Server::start(SERVER, &[]).await;
     let http = http();
     for (query, message) in [
         ("", "Hello, world!"),
@@ -202,7 +66,7 @@ async fn hello_answers_json_with_the_name() {
 
 #[tokio::test]
 async fn echo_returns_the_body_with_its_content_type() {
-    let server = Server::start().await;
+    let server = Server::start(SERVER, &[]).await;
     let http = http();
     let url = format!("{}/echo", server.url);
     for (content_type, body) in [
@@ -228,7 +92,7 @@ async fn echo_returns_the_body_with_its_content_type() {
 
 #[tokio::test]
 async fn status_answers_the_code_asked_for() {
-    let server = Server::start().await;
+    let server = Server::start(SERVER, &[]).await;
     let http = http();
     for code in [200, 201, 204, 302, 404, 418, 500, 503, 599] {
         let (status, _, _) = fetch(http.get(format!("{}/status/{code}", server.url))).await;
@@ -246,7 +110,7 @@ async fn status_answers_the_code_asked_for() {
 
 #[tokio::test]
 async fn unknown_routes_and_methods_are_refused() {
-    let server = Server::start().await;
+    let server = Server::start(SERVER, &[]).await;
     let http = http();
     let (status, _, _) = fetch(http.get(format!("{}/nowhere", server.url))).await;
     assert_eq!(status, 404);
@@ -257,7 +121,7 @@ async fn unknown_routes_and_methods_are_refused() {
 /// The W3C test-service contract: each `arguments` is POSTed as JSON to its `url`.
 #[tokio::test]
 async fn test_route_posts_each_entry() {
-    let server = Server::start().await;
+    let server = Server::start(SERVER, &[]).await;
     let http = http();
     let url = format!("{}/test", server.url);
     let echo = format!("{}/echo", server.url);
@@ -294,7 +158,7 @@ async fn test_route_posts_each_entry() {
 
 #[tokio::test]
 async fn client_calls_each_start_a_trace() {
-    let server = Server::start().await;
+    let server = Server::start(SERVER, &[]).await;
     let output = client(&["--url", &server.url, "--count", "3"], &[]).await;
     assert_success(&output);
     let calls: Vec<_> = stdout_lines(&output)
@@ -367,9 +231,7 @@ async fn bad_arguments_exit_2_and_help_exits_0() {
         (env!("CARGO_BIN_EXE_http-client"), &["--url", "http://"]),
         (env!("CARGO_BIN_EXE_http-client"), &["extra"]),
     ] {
-        let output = timeout(TIMEOUT, program_output(program, args))
-            .await
-            .expect("the program finishes in time");
+        let output = run(program, args, &[]).await;
         assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
@@ -380,27 +242,17 @@ async fn bad_arguments_exit_2_and_help_exits_0() {
         env!("CARGO_BIN_EXE_http-server"),
         env!("CARGO_BIN_EXE_http-client"),
     ] {
-        let output = timeout(TIMEOUT, program_output(program, &["--help"]))
-            .await
-            .expect("the program finishes in time");
+        let output = run(program, &["--help"], &[]).await;
         assert!(output.status.success(), "{output:?}");
         assert!(String::from_utf8_lossy(&output.stdout).starts_with("Usage: "));
     }
-}
-
-async fn program_output(path: &str, args: &[&str]) -> Output {
-    program(path)
-        .args(args)
-        .output()
-        .await
-        .expect("the program runs")
 }
 
 /// SIGTERM drains the server, even with an idle keep-alive connection open, and exits 0.
 #[cfg(unix)]
 #[tokio::test]
 async fn sigterm_exits_0() {
-    let server = Server::start().await;
+    let server = Server::start(SERVER, &[]).await;
     // `http` keeps its connection open across the shutdown.
     let http = http();
     let (status, _, _) = fetch(http.get(format!("{}/hello", server.url))).await;
@@ -415,7 +267,7 @@ async fn sigterm_exits_0() {
 #[cfg(unix)]
 #[tokio::test]
 async fn sigint_exits_0() {
-    let server = Server::start().await;
+    let server = Server::start(SERVER, &[]).await;
     let (status, stderr) = server.stop(libc::SIGINT).await;
     assert!(status.success(), "{status:?}: {stderr}");
     assert_eq!(stderr, "SIGINT received: shutting down\n");
@@ -449,7 +301,7 @@ fn find<'a>(
 async fn spans_arrive_as_one_trace_across_client_and_server() {
     let receiver = OtlpReceiver::start().await.expect("the receiver starts");
     let env = otlp_env(&receiver);
-    let server = Server::start_with_env(&env).await;
+    let server = Server::start(SERVER, &env).await;
 
     let output = client(&["--url", &server.url, "--count", "2"], &env).await;
     assert_success(&output);
