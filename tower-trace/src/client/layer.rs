@@ -2,9 +2,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use opentelemetry::KeyValue;
-use opentelemetry::trace::TracerProvider;
 use tower::Layer;
-use tracing_core_lite::capture::{HeaderCapture, PayloadCapture, QueryRedaction};
+use tracing_core_lite::capture::{HeaderCapture, QueryRedaction};
 use tracing_core_lite::recipe::Side;
 use tracing_core_lite::{Propagators, TracerSource};
 
@@ -81,66 +80,7 @@ impl ClientLayer {
         ClientLayer::default()
     }
 
-    fn update(mut self, f: impl FnOnce(&mut Config)) -> Self {
-        f(Arc::make_mut(&mut self.config));
-        self
-    }
-
-    /// Starts spans with a tracer of `provider` instead of the global one.
-    pub fn with_tracer_provider<P>(self, provider: &P) -> Self
-    where
-        P: TracerProvider,
-        P::Tracer: Send + Sync + 'static,
-        <P::Tracer as opentelemetry::trace::Tracer>::Span: Send + Sync + 'static,
-    {
-        let tracer = TracerSource::from_provider(provider);
-        self.update(|c| c.tracer = tracer)
-    }
-
-    /// Starts spans with `tracer`, e.g. [`PipelineGuard::tracer_source`], which also lets the
-    /// layer skip the spans its parent-based sampler would drop.
-    ///
-    /// [`PipelineGuard::tracer_source`]: tracing_core_lite::PipelineGuard::tracer_source
-    pub fn with_tracer_source(self, tracer: TracerSource) -> Self {
-        self.update(|c| c.tracer = tracer)
-    }
-
-    /// Injects with these propagators instead of the global propagator.
-    pub fn with_propagators(self, propagators: Propagators) -> Self {
-        self.update(|c| c.propagators = Some(propagators))
-    }
-
-    /// Which query values are replaced with `REDACTED` in `url.full`.
-    pub fn with_query_redaction(self, redaction: QueryRedaction) -> Self {
-        self.update(|c| c.redaction = redaction)
-    }
-
-    /// Records these request headers as `http.request.header.<name>` (credentials are always
-    /// `REDACTED`).
-    pub fn with_request_headers<I, K>(self, names: I) -> Self
-    where
-        I: IntoIterator<Item = K>,
-        K: AsRef<str>,
-    {
-        self.update(|c| c.headers = c.headers.clone().with_request_headers(names))
-    }
-
-    /// Records these response headers as `http.response.header.<name>`.
-    pub fn with_response_headers<I, K>(self, names: I) -> Self
-    where
-        I: IntoIterator<Item = K>,
-        K: AsRef<str>,
-    {
-        self.update(|c| {
-            let r = Arc::make_mut(&mut c.response);
-            r.headers = r.headers.clone().with_response_headers(names);
-        })
-    }
-
-    /// Records up to `max_bytes` of each response body as `http.response.body.content`.
-    pub fn with_response_payload(self, capture: PayloadCapture) -> Self {
-        self.update(|c| Arc::make_mut(&mut c.response).payload = capture)
-    }
+    common_options!();
 
     /// Names spans with `name(request)` instead of `{method}`.
     pub fn with_span_name<F>(self, name: F) -> Self
@@ -148,22 +88,6 @@ impl ClientLayer {
         F: Fn(&RequestView<'_>) -> String + Send + Sync + 'static,
     {
         self.update(|c| c.name = Some(Arc::new(name)))
-    }
-
-    /// Adds attributes computed from the request.
-    pub fn with_request_attributes<F>(self, attributes: F) -> Self
-    where
-        F: Fn(&RequestView<'_>) -> Vec<KeyValue> + Send + Sync + 'static,
-    {
-        self.update(|c| c.request_attributes = Some(Arc::new(attributes)))
-    }
-
-    /// Adds attributes computed from the response head.
-    pub fn with_response_attributes<F>(self, attributes: F) -> Self
-    where
-        F: Fn(&http::response::Parts) -> Vec<KeyValue> + Send + Sync + 'static,
-    {
-        self.update(|c| Arc::make_mut(&mut c.response).attributes = Some(Arc::new(attributes)))
     }
 }
 
