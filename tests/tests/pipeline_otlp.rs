@@ -130,10 +130,11 @@ async fn otlp_http_delivers_spans_with_attributes_and_resource() {
     export_through("http/protobuf").await;
 }
 
-/// The export thread owns its runtime: a current-thread runtime that blocks in `shutdown()`
-/// does not deadlock (the SDK's batch processor would).
+/// The export thread owns its runtime, so a pipeline installed from a current-thread runtime
+/// exports over OTLP/gRPC and shuts down. (That a blocking `shutdown()` on such a runtime's own
+/// thread does not deadlock is `export::batch::tests::works_under_a_current_thread_runtime`.)
 #[tokio::test(flavor = "current_thread")]
-async fn shutdown_from_a_current_thread_runtime_does_not_deadlock() {
+async fn a_current_thread_runtime_exports_and_shuts_down() {
     let receiver = OtlpReceiver::start().await.expect("receiver starts");
     let guard = Pipeline::new()
         .with_otlp(
@@ -146,8 +147,8 @@ async fn shutdown_from_a_current_thread_runtime_does_not_deadlock() {
         .install()
         .expect("pipeline installs");
     guard.tracer().in_span("op", |_| {});
-    // Blocking here would starve the receiver, which runs on this same thread, if the export
-    // needed this runtime; it must not, so run the blocking shutdown on the blocking pool.
+    // The receiver runs on this same thread, so the blocking shutdown goes to the blocking pool
+    // while this thread keeps serving the receiver.
     let shutdown = tokio::task::spawn_blocking(move || guard.shutdown());
     let spans = receiver
         .wait_for_spans(1, WAIT)
