@@ -35,7 +35,7 @@ use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use tower::{Layer, Service};
 use tracing_core_lite::propagation::{HeaderExtractor, HeaderInjector};
-use tracing_core_lite::{Propagators, TracerSource};
+use tracing_core_lite::{PipelineGuard, Propagators};
 
 use common::{
     GRPC_MESSAGE, GrpcBody, NoopExporter, TRACEPARENT_SAMPLED, TRACEPARENT_UNSAMPLED, block_on,
@@ -615,16 +615,18 @@ fn main() {
     // Two providers: ours (our BatchProcessor, as `Pipeline` installs it) and the SDK's
     // (its BatchSpanProcessor), each over a no-op exporter that counts what it is given.
     let our_exporter = NoopExporter::default();
-    let (ours, our_stats) = common::our_provider(our_exporter.clone());
+    let pipeline = common::our_pipeline(our_exporter.clone());
+    let ours = &pipeline;
+    let our_provider = pipeline.tracer_provider().clone();
     let sdk_exporter = NoopExporter::default();
     let sdk = common::sdk_provider(sdk_exporter.clone());
-    let ours_x = Some((&our_exporter, &ours));
+    let ours_x = Some((&our_exporter, &our_provider));
     let sdk_x = Some((&sdk_exporter, &sdk));
 
-    http_server(&mut bench, &ours, ours_x, &sdk, sdk_x);
-    grpc_server(&mut bench, &ours, ours_x, &sdk, sdk_x);
-    http_client(&mut bench, &ours, ours_x, &sdk, sdk_x);
-    grpc_client(&mut bench, &ours, ours_x, &sdk, sdk_x);
+    http_server(&mut bench, ours, ours_x, &sdk, sdk_x);
+    grpc_server(&mut bench, ours, ours_x, &sdk, sdk_x);
+    http_client(&mut bench, ours, ours_x, &sdk, sdk_x);
+    grpc_client(&mut bench, ours, ours_x, &sdk, sdk_x);
 
     if profiling {
         return;
@@ -632,26 +634,15 @@ fn main() {
     bench.c.final_summary();
     let rows = std::mem::take(&mut bench.rows);
     summary(&criterion_dir, &rows);
-    println!(
-        "our BatchProcessor: {} queued, {} dropped (queue full)",
-        our_stats.queued(),
-        our_stats.dropped()
-    );
-    let _ = ours.shutdown();
+    let _ = pipeline.shutdown();
     let _ = sdk.shutdown();
 }
 
 type Exported<'a> = Option<(&'a NoopExporter, &'a SdkTracerProvider)>;
 
-/// What `PipelineGuard::tracer_source()` gives for our provider, whose sampler is the
-/// default, parent-based one.
-fn pipeline_source(provider: &SdkTracerProvider) -> TracerSource {
-    TracerSource::from_provider(provider).with_parent_based_sampler(true)
-}
-
 fn http_server(
     b: &mut Bench<'_>,
-    ours: &SdkTracerProvider,
+    ours: &PipelineGuard,
     ours_x: Exported<'_>,
     sdk: &SdkTracerProvider,
     sdk_x: Exported<'_>,
@@ -663,7 +654,7 @@ fn http_server(
     });
 
     let layer = tower_trace::ServerLayer::new()
-        .with_tracer_source(pipeline_source(ours))
+        .with_tracer_source(ours.tracer_source())
         .with_route(|_| Some(Cow::Borrowed(ROUTE)));
     let mut svc = layer.layer(Ok200);
     b.run(G, "ours_sampled", Global::Ours, ours_x, || {
@@ -674,7 +665,7 @@ fn http_server(
     });
 
     // The defaults: the global provider (ours, as `Pipeline::install` sets it) and propagator.
-    global::set_tracer_provider(ours.clone());
+    global::set_tracer_provider(ours.tracer_provider().clone());
     let mut default = tower_trace::ServerLayer::new()
         .with_route(|_| Some(Cow::Borrowed(ROUTE)))
         .layer(Ok200);
@@ -760,7 +751,7 @@ fn http_server(
 
 fn grpc_server(
     b: &mut Bench<'_>,
-    ours: &SdkTracerProvider,
+    ours: &PipelineGuard,
     ours_x: Exported<'_>,
     sdk: &SdkTracerProvider,
     sdk_x: Exported<'_>,
@@ -772,7 +763,7 @@ fn grpc_server(
     });
 
     let mut svc = tonic_trace::ServerLayer::new()
-        .with_tracer_source(pipeline_source(ours))
+        .with_tracer_source(ours.tracer_source())
         .layer(GrpcOk);
     b.run(G, "ours_sampled", Global::Ours, ours_x, || {
         call(&mut svc, grpc_server_request(TRACEPARENT_SAMPLED))
@@ -796,7 +787,7 @@ fn grpc_server(
 
 fn http_client(
     b: &mut Bench<'_>,
-    ours: &SdkTracerProvider,
+    ours: &PipelineGuard,
     ours_x: Exported<'_>,
     sdk: &SdkTracerProvider,
     sdk_x: Exported<'_>,
@@ -810,7 +801,7 @@ fn http_client(
     });
 
     let mut svc = tower_trace::ClientLayer::new()
-        .with_tracer_source(pipeline_source(ours))
+        .with_tracer_source(ours.tracer_source())
         .layer(Ok200);
     {
         let _parent = sampled.clone().attach();
@@ -845,7 +836,7 @@ fn http_client(
 
 fn grpc_client(
     b: &mut Bench<'_>,
-    ours: &SdkTracerProvider,
+    ours: &PipelineGuard,
     ours_x: Exported<'_>,
     sdk: &SdkTracerProvider,
     sdk_x: Exported<'_>,
@@ -859,7 +850,7 @@ fn grpc_client(
     });
 
     let mut svc = tonic_trace::ClientLayer::new()
-        .with_tracer_source(pipeline_source(ours))
+        .with_tracer_source(ours.tracer_source())
         .with_server_uri(&Uri::from_static("http://inventory.internal:50051"))
         .layer(GrpcOk);
     {

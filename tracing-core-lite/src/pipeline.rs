@@ -55,7 +55,7 @@ use opentelemetry_sdk::trace::{
 use crate::error::ConfigError;
 use crate::export::{BatchConfig, BatchProcessor, BuildError, ConsoleExporter, ExportStats};
 use crate::propagation::Propagators;
-use crate::tracer::TracerSource;
+use crate::tracer::{self, Recorder, TracerSource};
 
 const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
 const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
@@ -573,9 +573,18 @@ impl Pipeline {
         // `Sampler::ParentBased` never records a span whose remote parent was not sampled.
         let parent_based = matches!(self.sampler, Sampler::ParentBased(_));
         let mut builder = SdkTracerProvider::builder()
-            .with_resource(resource)
-            .with_sampler(self.sampler);
+            .with_resource(resource.clone())
+            .with_sampler(self.sampler.clone());
         let mut stats = Vec::new();
+        // Each processor is shared by the provider (which flushes and shuts it down) and the
+        // layers' recorder (which hands it spans without the SDK's span; see `Recorder`).
+        let mut shared: Vec<Arc<dyn SpanProcessor>> = Vec::new();
+        let mut add = |mut processor: Box<dyn SpanProcessor>| {
+            processor.set_resource(&resource);
+            let processor: Arc<dyn SpanProcessor> = Arc::from(processor);
+            shared.push(Arc::clone(&processor));
+            builder = std::mem::take(&mut builder).with_span_processor(SharedProcessor(processor));
+        };
         for kind in &self.exporters {
             let processor = match kind {
                 ExporterKind::Otlp => {
@@ -601,21 +610,24 @@ impl Pipeline {
                 }
             };
             stats.push((*kind, processor.stats()));
-            builder = builder.with_span_processor(processor);
+            add(Box::new(processor));
         }
         for make in self.processors {
-            builder = builder.with_span_processor(BoxedProcessor(make(self.batch)?));
+            add(make(self.batch)?);
         }
         let provider = builder.build();
+        let recorder = Recorder::new(self.sampler, tracer::scope(), shared);
+        let source = TracerSource::from_recorder(&provider, recorder)
+            .with_parent_based_sampler(parent_based);
         if self.install_global {
             opentelemetry::global::set_tracer_provider(provider.clone());
             self.propagators.install_global();
         }
         Ok(PipelineGuard {
             provider,
+            source,
             propagators: self.propagators,
             stats,
-            parent_based,
             shut_down: false,
         })
     }
@@ -654,9 +666,11 @@ fn build_zipkin(
 
 /// `SpanProcessor` is implemented for concrete types only; this forwards to a boxed one.
 #[derive(Debug)]
-struct BoxedProcessor(Box<dyn SpanProcessor>);
+/// A processor shared by the provider and the recorder; its resource is set before it is
+/// shared.
+struct SharedProcessor(Arc<dyn SpanProcessor>);
 
-impl SpanProcessor for BoxedProcessor {
+impl SpanProcessor for SharedProcessor {
     fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
         self.0.on_start(span, cx);
     }
@@ -669,9 +683,7 @@ impl SpanProcessor for BoxedProcessor {
     fn shutdown_with_timeout(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
         self.0.shutdown_with_timeout(timeout)
     }
-    fn set_resource(&mut self, resource: &Resource) {
-        self.0.set_resource(resource);
-    }
+    fn set_resource(&mut self, _resource: &Resource) {}
 }
 
 /// The installed pipeline. [`shutdown`](Self::shutdown) (or dropping it) flushes what is
@@ -679,9 +691,9 @@ impl SpanProcessor for BoxedProcessor {
 #[must_use = "dropping the guard shuts the pipeline down"]
 pub struct PipelineGuard {
     provider: SdkTracerProvider,
+    source: TracerSource,
     propagators: Propagators,
     stats: Vec<(ExporterKind, Arc<ExportStats>)>,
-    parent_based: bool,
     shut_down: bool,
 }
 
@@ -706,11 +718,15 @@ impl PipelineGuard {
     }
 
     /// The tracer the layers start spans with, for their `with_tracer_source` option: this
-    /// pipeline's provider, declared parent-based when its sampler is (the default), so that
-    /// the layers skip the spans that sampler would drop (see
+    /// pipeline's sampler and exporters, declared parent-based when its sampler is (the
+    /// default), so that the layers skip the spans that sampler would drop (see
     /// [`TracerSource::with_parent_based_sampler`]).
+    ///
+    /// Its spans are not the SDK's: they make the same sampling decisions, have the same ids,
+    /// limits and instrumentation scope, and reach the same exporters as the spans of
+    /// [`tracer`](Self::tracer), for about half the cost per span (see `BENCHMARKS.md`).
     pub fn tracer_source(&self) -> TracerSource {
-        TracerSource::from_provider(&self.provider).with_parent_based_sampler(self.parent_based)
+        self.source.clone()
     }
 
     /// The propagators configured for this pipeline.

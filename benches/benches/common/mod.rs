@@ -16,7 +16,7 @@ use http_body::{Body, Frame, SizeHint};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
-use tracing_core_lite::export::{BatchConfig, BatchProcessor, ExportStats};
+use tracing_core_lite::{Pipeline, PipelineGuard};
 
 /// `traceparent` of a sampled caller.
 pub const TRACEPARENT_SAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -43,17 +43,16 @@ fn resource() -> Resource {
     Resource::builder_empty().with_service_name("bench").build()
 }
 
-/// The provider our pipeline installs: parent-based always-on sampling and our
-/// `BatchProcessor` (default batching) over a no-op exporter.
-pub fn our_provider(exporter: NoopExporter) -> (SdkTracerProvider, Arc<ExportStats>) {
-    let processor = BatchProcessor::new(exporter, BatchConfig::default()).expect("processor");
-    let stats = processor.stats();
-    let provider = SdkTracerProvider::builder()
-        .with_resource(resource())
-        .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
-        .with_span_processor(processor)
-        .build();
-    (provider, stats)
+/// Our pipeline as the layers use it: parent-based always-on sampling (the default) and our
+/// `BatchProcessor` (default batching) over a no-op exporter, not installed globally.
+pub fn our_pipeline(exporter: NoopExporter) -> PipelineGuard {
+    Pipeline::new()
+        .with_service_name("bench")
+        .with_exporters([])
+        .with_span_exporter(exporter)
+        .without_global()
+        .install()
+        .expect("pipeline")
 }
 
 /// The provider the peers are measured with: the same sampler, the SDK's own

@@ -12,7 +12,9 @@
 //!
 //! The hot path ([`SpanProcessor::on_end`]) takes an uncontended lock, pushes the span and
 //! returns; the worker is woken only when a full batch is waiting, otherwise it wakes on its
-//! own every `scheduled_delay`.
+//! own every `scheduled_delay`. The worker holds that lock only to swap the queue with an
+//! empty one of the same capacity (it never copies spans under it), so the queue's memory is
+//! allocated once and a request never waits for the export thread.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -171,6 +173,9 @@ impl StdError for BuildError {
 #[derive(Default)]
 struct State {
     queue: Vec<SpanData>,
+    /// Spans taken from the queue by the worker and not yet handed to the exporter: they count
+    /// against `max_queue_size` until then.
+    in_flight: usize,
     flush_requested: u64,
     flush_done: u64,
     shutdown: bool,
@@ -278,6 +283,7 @@ impl BatchProcessor {
                             rt,
                             exporter,
                             config,
+                            taken: Vec::with_capacity(config.max_export_batch_size),
                             reporter: Reporter::default(),
                         }
                         .run();
@@ -349,7 +355,7 @@ impl SpanProcessor for BatchProcessor {
         }
         let stats = &self.shared.stats;
         let mut state = self.shared.lock();
-        if state.shutdown || state.queue.len() >= self.config.max_queue_size {
+        if state.shutdown || state.queue.len() + state.in_flight >= self.config.max_queue_size {
             drop(state);
             stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -455,6 +461,8 @@ struct Worker<E> {
     rt: tokio::runtime::Runtime,
     exporter: E,
     config: BatchConfig,
+    /// The spans taken from the queue, swapped with it (empty, capacity kept) under the lock.
+    taken: Vec<SpanData>,
     reporter: Reporter,
 }
 
@@ -489,20 +497,19 @@ impl<E: SpanExporter> Worker<E> {
             }
             let flush_generation = state.flush_requested;
             let drain_all = state.shutdown || flush_generation > state.flush_done;
-            let take = if drain_all {
-                state.queue.len()
-            } else {
-                state.queue.len().min(self.config.max_export_batch_size)
-            };
-            let mut spans: Vec<SpanData> = state.queue.drain(..take).collect();
+            // Everything queued is taken at once (and exported in batches): O(1) under the
+            // lock, and both vectors keep their capacity.
+            std::mem::swap(&mut state.queue, &mut self.taken);
+            state.in_flight = self.taken.len();
             let shutdown = state.shutdown;
             drop(state);
 
-            let exported_any = !spans.is_empty();
-            while !spans.is_empty() {
-                let rest = spans.split_off(spans.len().min(self.config.max_export_batch_size));
-                self.export(spans);
-                spans = rest;
+            let exported_any = !self.taken.is_empty();
+            while !self.taken.is_empty() {
+                let n = self.taken.len().min(self.config.max_export_batch_size);
+                let batch: Vec<SpanData> = self.taken.drain(..n).collect();
+                self.export(batch);
+                self.shared.lock().in_flight -= n;
             }
             if exported_any {
                 // Lets waiters (tests, `wait_for_export`) observe progress without polling.

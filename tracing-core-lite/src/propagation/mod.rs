@@ -59,6 +59,7 @@ pub use jaeger::JaegerPropagator;
 pub use opentelemetry_http::HeaderInjector;
 pub use opentelemetry_sdk::propagation::BaggagePropagator;
 pub use trace_context::TraceContextPropagator;
+use trace_context::TraceHeaders;
 
 use crate::error::ConfigError;
 
@@ -253,7 +254,24 @@ impl Propagators {
     /// Trace Context reads its headers directly (no header-name parsing, no allocation but the
     /// context's), and an absent `baggage` header costs one lookup.
     pub fn extract_headers(&self, headers: &http::HeaderMap) -> Context {
-        Context::map_current(|cx| self.extract_from(cx, Some(headers), &HeaderExtractor(headers)))
+        Context::map_current(|cx| {
+            // The usual configuration (`tracecontext` alone or with `baggage`) and no baggage:
+            // what the composite's loop below returns, without it.
+            let trace_context_only = match self.formats.as_slice() {
+                [Format::TraceContext] => Some(TraceHeaders::find(headers)),
+                [Format::TraceContext, Format::Baggage] => {
+                    Some(TraceHeaders::find(headers)).filter(|found| !found.baggage)
+                }
+                _ => None,
+            };
+            if let Some(found) = trace_context_only {
+                return match TraceContextPropagator::extract_found(&found, headers) {
+                    Some(sc) => cx.with_remote_span_context(sc),
+                    None => cx.clone(),
+                };
+            }
+            self.extract_from(cx, Some(headers), &HeaderExtractor(headers))
+        })
     }
 
     /// Sets these propagators as opentelemetry's global text-map propagator, and remembers
@@ -332,6 +350,11 @@ impl Propagators {
 static INSTALLED: OnceLock<Propagators> = OnceLock::new();
 
 /// `baggage` as a header name.
+/// Up to this many header values, one pass over a header map finds the few headers a span
+/// reads for less than a hash lookup each (most requests carry fewer); beyond it, they are
+/// looked up.
+pub(crate) const HEADER_SCAN_LIMIT: usize = 12;
+
 const BAGGAGE_HEADER: http::HeaderName = http::HeaderName::from_static("baggage");
 
 /// Extracts the parent context from `headers` with `propagators`, or with the global propagator

@@ -68,7 +68,14 @@ impl TraceContextPropagator {
     ///
     /// Returns `None` for any value the specification says to ignore.
     pub fn parse_traceparent(value: &str) -> Option<SpanContext> {
-        let v = value.trim_matches(|c| c == ' ' || c == '\t').as_bytes();
+        Self::parse_traceparent_bytes(value.as_bytes())
+    }
+
+    /// [`parse_traceparent`](Self::parse_traceparent) on a header value's bytes: a version
+    /// `00` value is all hex digits and dashes once parsed, and the rest of a later version's
+    /// must be visible ASCII, so no UTF-8 or header-value check is needed first.
+    fn parse_traceparent_bytes(value: &[u8]) -> Option<SpanContext> {
+        let v = trim_ows(value);
         if v.len() < TRACEPARENT_LEN {
             return None;
         }
@@ -79,7 +86,12 @@ impl TraceContextPropagator {
         if version == 0 && v.len() != TRACEPARENT_LEN {
             return None;
         }
-        if v.len() > TRACEPARENT_LEN && v[TRACEPARENT_LEN] != b'-' {
+        if v.len() > TRACEPARENT_LEN
+            && (v[TRACEPARENT_LEN] != b'-'
+                || !v[TRACEPARENT_LEN..]
+                    .iter()
+                    .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)))
+        {
             return None;
         }
         if v[2] != b'-' || v[35] != b'-' || v[52] != b'-' {
@@ -139,19 +151,31 @@ impl TraceContextPropagator {
     /// [`TextMapPropagator::extract`] through a header extractor, without the extractor's
     /// allocations (the list of `traceparent` values) and without parsing header names.
     pub fn extract_from_headers(headers: &HeaderMap) -> Option<SpanContext> {
+        Self::extract_found(&TraceHeaders::find(headers), headers)
+    }
+
+    /// [`extract_from_headers`](Self::extract_from_headers) with the headers already found.
+    pub(crate) fn extract_found(
+        found: &TraceHeaders<'_>,
+        headers: &HeaderMap,
+    ) -> Option<SpanContext> {
         // Exactly one `traceparent`, and readable (as `HeaderExtractor::get_all` sees them,
         // a value that is not visible ASCII is one that no format accepts).
-        let mut values = headers.get_all(&TRACEPARENT_HEADER).iter();
-        let traceparent = values.next()?;
-        if values.next().is_some() {
+        if found.traceparent_repeated {
             return None;
         }
-        let sc = Self::parse_traceparent(traceparent.to_str().ok()?)?;
-        let lines = headers
-            .get_all(&TRACESTATE_HEADER)
-            .iter()
-            .map(|v| v.to_str().unwrap_or("\u{fffd}"));
-        let trace_state = Self::parse_tracestate(lines).unwrap_or(TraceState::NONE);
+        let sc = Self::parse_traceparent_bytes(found.traceparent?.as_bytes())?;
+        let trace_state = match found.tracestate {
+            None => TraceState::NONE,
+            Some(_) if found.tracestate_repeated => {
+                let lines = headers
+                    .get_all(&TRACESTATE_HEADER)
+                    .iter()
+                    .map(tracestate_line);
+                Self::parse_tracestate(lines).unwrap_or(TraceState::NONE)
+            }
+            Some(one) => Self::parse_tracestate([tracestate_line(one)]).unwrap_or(TraceState::NONE),
+        };
         Some(SpanContext::new(
             sc.trace_id(),
             sc.span_id(),
@@ -238,6 +262,56 @@ impl TextMapPropagator for TraceContextPropagator {
 }
 
 /// `traceparent` as a header name, built at compile time (no parsing at each lookup).
+/// A `tracestate` line as the header extractor reads it: one that is not visible ASCII
+/// invalidates the whole trace state.
+fn tracestate_line(value: &HeaderValue) -> &str {
+    value.to_str().unwrap_or("\u{fffd}")
+}
+
+/// The propagation headers of a request: found in one pass over a header map of up to
+/// [`HEADER_SCAN_LIMIT`](super::HEADER_SCAN_LIMIT) values (most requests), which costs less
+/// than the three hash lookups that find them in a larger one.
+#[derive(Default)]
+pub(crate) struct TraceHeaders<'a> {
+    /// The first `traceparent` value.
+    traceparent: Option<&'a HeaderValue>,
+    traceparent_repeated: bool,
+    /// The first `tracestate` value.
+    tracestate: Option<&'a HeaderValue>,
+    tracestate_repeated: bool,
+    /// Whether there is a `baggage` header.
+    pub(crate) baggage: bool,
+}
+
+impl<'a> TraceHeaders<'a> {
+    pub(crate) fn find(headers: &'a HeaderMap) -> Self {
+        if headers.len() > super::HEADER_SCAN_LIMIT {
+            let mut traceparent = headers.get_all(&TRACEPARENT_HEADER).iter();
+            let mut tracestate = headers.get_all(&TRACESTATE_HEADER).iter();
+            return TraceHeaders {
+                traceparent: traceparent.next(),
+                traceparent_repeated: traceparent.next().is_some(),
+                tracestate: tracestate.next(),
+                tracestate_repeated: tracestate.next().is_some(),
+                baggage: headers.contains_key(super::BAGGAGE_HEADER),
+            };
+        }
+        let mut found = TraceHeaders::default();
+        for (name, value) in headers {
+            if name == TRACEPARENT_HEADER {
+                found.traceparent_repeated |= found.traceparent.is_some();
+                found.traceparent.get_or_insert(value);
+            } else if name == TRACESTATE_HEADER {
+                found.tracestate_repeated |= found.tracestate.is_some();
+                found.tracestate.get_or_insert(value);
+            } else if name == super::BAGGAGE_HEADER {
+                found.baggage = true;
+            }
+        }
+        found
+    }
+}
+
 pub(crate) const TRACEPARENT_HEADER: HeaderName = HeaderName::from_static(TRACEPARENT);
 /// `tracestate` as a header name.
 pub(crate) const TRACESTATE_HEADER: HeaderName = HeaderName::from_static(TRACESTATE);
@@ -291,57 +365,87 @@ fn valid_value(value: &str) -> bool {
     }
 }
 
-/// Value of one lowercase hex digit.
-#[inline]
-fn hex_digit(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    }
+/// `value` without the optional white space (spaces and tabs) around it.
+fn trim_ows(value: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = value.iter().position(|b| !is_ows(b)).unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |i| i + 1);
+    &value[start..end]
 }
 
 #[inline]
 fn hex_u8(two: &[u8]) -> Option<u8> {
-    Some(hex_digit(two[0])? << 4 | hex_digit(two[1])?)
+    hex_array::<1>(two).map(|[b]| b)
 }
-
-/// The value of each byte as a lowercase hex digit, `0xff` for any other byte.
-const HEX_VALUES: [u8; 256] = {
-    let mut table = [0xffu8; 256];
-    let mut c = 0;
-    while c < 256 {
-        table[c] = match c as u8 {
-            b @ b'0'..=b'9' => b - b'0',
-            b @ b'a'..=b'f' => b - b'a' + 10,
-            _ => 0xff,
-        };
-        c += 1;
-    }
-    table
-};
 
 /// Decodes exactly `2 * N` lowercase hex digits.
 ///
-/// Without a branch per digit: the digits are looked up in a table and a bad one is noticed
-/// once, at the end (ids are decoded on every request).
+/// Eight digits at a time, as one 64-bit word (see [`hex8`]), and without a branch per digit
+/// for the rest: ids are decoded on every request.
 #[inline]
 pub(crate) fn hex_array<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
     if hex.len() != 2 * N {
         return None;
     }
     let mut out = [0u8; N];
+    let words = hex.chunks_exact(8);
+    let rest = words.remainder();
+    for (o, word) in out.chunks_exact_mut(4).zip(words) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        o.copy_from_slice(&hex8(u64::from_le_bytes(w))?);
+    }
     let mut bad = 0u8;
-    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
-        let (hi, lo) = (
-            HEX_VALUES[usize::from(pair[0])],
-            HEX_VALUES[usize::from(pair[1])],
-        );
+    let done = (hex.len() - rest.len()) / 2;
+    for (o, pair) in out[done..].iter_mut().zip(rest.chunks_exact(2)) {
+        let (hi, lo) = (hex_value(pair[0]), hex_value(pair[1]));
         bad |= hi | lo;
-        *o = (hi << 4) | lo;
+        *o = (hi << 4) | (lo & 0x0f);
     }
     // A valid digit is at most 0x0f: any high bit comes from a bad one (0xff).
     (bad & 0xf0 == 0).then_some(out)
+}
+
+/// Decodes 8 lowercase hex digits, read as a little-endian word (the first digit in the
+/// lowest byte), into their 4 bytes, in order. SWAR: every byte lane is checked and
+/// converted at once, with no carry between lanes.
+#[inline(always)]
+fn hex8(x: u64) -> Option<[u8; 4]> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each lane of `(x | HIGH) - k * ONES` says whether that lane of `x` is
+    // at least `k` (for lanes below 0x80, and k at most 0x80: no lane borrows).
+    let at_least = |k: u8| ((x | HIGH) - ONES * u64::from(k)) & HIGH;
+    let digit = at_least(b'0') & !at_least(b'9' + 1);
+    let letter = at_least(b'a') & !at_least(b'f' + 1);
+    if x & HIGH != 0 || digit | letter != HIGH {
+        return None;
+    }
+    // Each lane's value: its low nibble, plus 9 for `a`-`f`.
+    let v = (x & 0x0f0f_0f0f_0f0f_0f0f) + (letter >> 7) * 9;
+    // Two lanes into one byte (the first one's value in the high nibble), then the four
+    // bytes side by side.
+    let p = ((v & 0x000f_000f_000f_000f) << 4) | ((v >> 8) & 0x000f_000f_000f_000f);
+    let p = (p | (p >> 8)) & 0x0000_ffff_0000_ffff;
+    let p = (p | (p >> 16)) & 0xffff_ffff;
+    Some((p as u32).to_le_bytes())
+}
+
+/// The value of a lowercase hex digit, `0xff` for any other byte.
+#[inline(always)]
+fn hex_value(c: u8) -> u8 {
+    let digit = c.wrapping_sub(b'0');
+    let letter = c.wrapping_sub(b'a');
+    if digit < 10 {
+        digit
+    } else if letter < 6 {
+        letter + 10
+    } else {
+        0xff
+    }
 }
 
 /// Writes `bytes` as lowercase hex into `out` (`out.len() == 2 * bytes.len()`).
@@ -360,6 +464,78 @@ mod tests {
     use std::collections::HashMap;
 
     const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    /// The word-at-a-time decoder agrees with a digit-by-digit one on every byte value in
+    /// every position.
+    #[test]
+    fn hex_words_decode_as_digits_do() {
+        let scalar = |hex: &[u8]| -> Option<Vec<u8>> {
+            hex.chunks(2)
+                .map(|p| {
+                    let d = |c: u8| (c as char).to_digit(16).filter(|_| !c.is_ascii_uppercase());
+                    Some((d(p[0])? << 4 | d(p[1])?) as u8)
+                })
+                .collect()
+        };
+        let base = *b"0123456789abcdef";
+        for pos in 0..16 {
+            for byte in 0..=255u8 {
+                let mut hex = base;
+                hex[pos] = byte;
+                let ours = hex_array::<8>(&hex).map(|a| a.to_vec());
+                assert_eq!(ours, scalar(&hex), "byte {byte:#04x} at {pos}");
+            }
+        }
+        let id: [u8; 16] = hex_array(b"4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+        assert_eq!(
+            u128::from_be_bytes(id),
+            0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736
+        );
+        assert_eq!(hex_array::<1>(b"0f"), Some([0x0f]));
+        assert_eq!(hex_array::<1>(b"0F"), None);
+    }
+
+    /// Small header maps are scanned, large ones looked up: the same answers either way.
+    #[test]
+    fn header_maps_of_any_size_are_read_alike() {
+        for filler in [0, super::super::HEADER_SCAN_LIMIT + 1] {
+            let headers = |pairs: &[(&str, &str)]| {
+                let mut h = HeaderMap::new();
+                for i in 0..filler {
+                    h.append(
+                        HeaderName::try_from(format!("x-filler-{i}")).unwrap(),
+                        HeaderValue::from_static("v"),
+                    );
+                }
+                for (k, v) in pairs {
+                    h.append(
+                        HeaderName::try_from(*k).unwrap(),
+                        HeaderValue::try_from(*v).unwrap(),
+                    );
+                }
+                h
+            };
+            let one = headers(&[
+                ("traceparent", TP),
+                ("tracestate", "a=1"),
+                ("tracestate", "b=2"),
+            ]);
+            let sc = TraceContextPropagator::extract_from_headers(&one).unwrap();
+            assert_eq!(sc.trace_state().header(), "a=1,b=2", "{filler}");
+            assert!(!TraceHeaders::find(&one).baggage);
+            let single = headers(&[
+                ("traceparent", TP),
+                ("tracestate", "a=1"),
+                ("baggage", "k=v"),
+            ]);
+            let sc = TraceContextPropagator::extract_from_headers(&single).unwrap();
+            assert_eq!(sc.trace_state().header(), "a=1");
+            assert!(TraceHeaders::find(&single).baggage);
+            let twice = headers(&[("traceparent", TP), ("traceparent", TP)]);
+            assert!(TraceContextPropagator::extract_from_headers(&twice).is_none());
+            assert!(TraceContextPropagator::extract_from_headers(&headers(&[])).is_none());
+        }
+    }
 
     fn extract(pairs: &[(&str, &str)]) -> SpanContext {
         let carrier: HashMap<String, String> = pairs

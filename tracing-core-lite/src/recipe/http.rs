@@ -20,14 +20,15 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 
-use http::{HeaderMap, HeaderName, Method, Uri, Version, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version, header};
 use opentelemetry::trace::Status;
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_semantic_conventions::attribute as semconv;
 
-use super::intern::{Kind, intern, intern_parts};
+use super::intern::{Kind, intern, intern_name};
 use super::{Side, SpanRecipe, host_value, ip_value};
 use crate::capture::{QueryRedaction, redact_url_full};
+use crate::propagation::HEADER_SCAN_LIMIT;
 
 /// `error.type` of a request whose response body ended with an error.
 pub const ERROR_TYPE_BODY: &str = "body_error";
@@ -128,14 +129,58 @@ fn method_attributes(method: &Method, attrs: &mut Vec<KeyValue>) -> &'static str
     }
 }
 
-fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
+/// The headers a server span reads, each as `HeaderMap::get` finds it (the first value).
+#[derive(Default)]
+struct SpanHeaders<'a> {
+    host: Option<&'a HeaderValue>,
+    user_agent: Option<&'a HeaderValue>,
+    forwarded_for: Option<&'a HeaderValue>,
+    forwarded_proto: Option<&'a HeaderValue>,
+}
+
+impl<'a> SpanHeaders<'a> {
+    fn of(headers: &'a HeaderMap) -> Self {
+        if headers.len() > HEADER_SCAN_LIMIT {
+            return SpanHeaders {
+                host: headers.get(header::HOST),
+                user_agent: headers.get(header::USER_AGENT),
+                forwarded_for: headers.get(X_FORWARDED_FOR),
+                forwarded_proto: headers.get(X_FORWARDED_PROTO),
+            };
+        }
+        let mut found = SpanHeaders::default();
+        for (name, value) in headers {
+            let slot = if name == header::HOST {
+                &mut found.host
+            } else if name == header::USER_AGENT {
+                &mut found.user_agent
+            } else if name == X_FORWARDED_FOR {
+                &mut found.forwarded_for
+            } else if name == X_FORWARDED_PROTO {
+                &mut found.forwarded_proto
+            } else {
+                continue;
+            };
+            slot.get_or_insert(value);
+        }
+        found
+    }
+}
+
+fn value_str(value: Option<&HeaderValue>) -> Option<&str> {
+    value.and_then(|v| v.to_str().ok())
 }
 
 /// Header names looked up per request, built at compile time (a `&str` name is parsed at
 /// each lookup).
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// The position of the last `byte` (ASCII) in `s`: a plain loop, faster than the `memrchr`
+/// behind `str::rfind` on strings as short as a host and port.
+fn rposition(s: &str, byte: u8) -> Option<usize> {
+    s.bytes().rposition(|b| b == byte)
+}
 
 /// `http` and `https` as static strings (no allocation), anything else copied.
 fn static_or_owned(scheme: &str) -> Value {
@@ -148,8 +193,8 @@ fn static_or_owned(scheme: &str) -> Value {
 
 /// Splits `host[:port]` (or `[v6]:port`) into its parts; a malformed port yields `None`.
 fn split_host_port(authority: &str) -> (&str, Option<u16>) {
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !p.contains(']') => (h, Some(p)),
+    let (host, port) = match rposition(authority, b':') {
+        Some(i) if !authority[i..].contains(']') => (&authority[..i], Some(&authority[i + 1..])),
         _ => (authority, None),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -173,6 +218,7 @@ fn default_port(scheme: &str) -> Option<u16> {
 /// `server.address`/`server.port` come from the request authority or the `Host` header;
 /// `client.address` is the first `X-Forwarded-For` entry, else the peer address.
 pub fn server_span(req: &ServerRequest<'_>, redaction: &QueryRedaction) -> SpanRecipe {
+    let headers = SpanHeaders::of(req.headers);
     let mut attrs = Vec::with_capacity(14);
     let method = method_attributes(req.method, &mut attrs);
     attrs.push(KeyValue::new(semconv::URL_PATH, req.uri.path().to_owned()));
@@ -185,16 +231,16 @@ pub fn server_span(req: &ServerRequest<'_>, redaction: &QueryRedaction) -> SpanR
     let scheme = req
         .uri
         .scheme_str()
-        .or_else(|| header_str(req.headers, X_FORWARDED_PROTO))
+        .or_else(|| value_str(headers.forwarded_proto))
         .unwrap_or("http");
     attrs.push(KeyValue::new(semconv::URL_SCHEME, static_or_owned(scheme)));
     let authority = req
         .uri
         .authority()
         .map(|a| a.as_str())
-        .or_else(|| header_str(req.headers, header::HOST));
+        .or_else(|| value_str(headers.host));
     if let Some(authority) = authority {
-        let authority = authority.rsplit('@').next().unwrap_or(authority);
+        let authority = rposition(authority, b'@').map_or(authority, |i| &authority[i + 1..]);
         let (host, port) = split_host_port(authority);
         if !host.is_empty() {
             attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, host_value(host)));
@@ -203,7 +249,7 @@ pub fn server_span(req: &ServerRequest<'_>, redaction: &QueryRedaction) -> SpanR
             }
         }
     }
-    let forwarded_for = header_str(req.headers, X_FORWARDED_FOR)
+    let forwarded_for = value_str(headers.forwarded_for)
         .and_then(|v| v.split(',').next())
         .map(str::trim)
         .filter(|v| !v.is_empty());
@@ -224,7 +270,7 @@ pub fn server_span(req: &ServerRequest<'_>, redaction: &QueryRedaction) -> SpanR
     if let Some(v) = protocol_version(req.version) {
         attrs.push(KeyValue::new(semconv::NETWORK_PROTOCOL_VERSION, v));
     }
-    if let Some(ua) = header_str(req.headers, header::USER_AGENT) {
+    if let Some(ua) = value_str(headers.user_agent) {
         let ua = match intern(Kind::UserAgent, ua) {
             Some(interned) => Value::from(interned),
             None => Value::from(ua.to_owned()),
@@ -233,17 +279,19 @@ pub fn server_span(req: &ServerRequest<'_>, redaction: &QueryRedaction) -> SpanR
     }
     // Route templates and the names made of them are few: interned (see `intern`).
     let name: Cow<'static, str> = match req.route {
-        Some(route) => {
-            let route_value = match intern(Kind::Name, route) {
-                Some(interned) => Value::from(interned),
-                None => Value::from(route.to_owned()),
-            };
-            attrs.push(KeyValue::new(semconv::HTTP_ROUTE, route_value));
-            match intern_parts(Kind::Name, &[method, " ", route]) {
-                Some(interned) => Cow::Borrowed(interned),
-                None => Cow::Owned(format!("{method} {route}")),
+        Some(route) => match intern(Kind::Name, route) {
+            Some(interned) => {
+                attrs.push(KeyValue::new(semconv::HTTP_ROUTE, interned));
+                match intern_name(method, interned) {
+                    Some(name) => Cow::Borrowed(name),
+                    None => Cow::Owned(format!("{method} {route}")),
+                }
             }
-        }
+            None => {
+                attrs.push(KeyValue::new(semconv::HTTP_ROUTE, route.to_owned()));
+                Cow::Owned(format!("{method} {route}"))
+            }
+        },
         None => Cow::Borrowed(method),
     };
     SpanRecipe {
@@ -380,6 +428,43 @@ mod tests {
         assert_eq!(s(&r, "network.protocol.version").as_deref(), Some("1.1"));
         assert_eq!(s(&r, "user_agent.original").as_deref(), Some("curl/8"));
         assert_eq!(s(&r, "http.route").as_deref(), Some("/orders/{id}"));
+    }
+
+    #[test]
+    fn headers_are_read_alike_by_scan_and_by_lookup() {
+        let peer: SocketAddr = "10.1.2.3:5555".parse().unwrap();
+        for filler in [0, HEADER_SCAN_LIMIT + 1] {
+            let mut req = http::Request::get("/x").body(()).unwrap();
+            let h = req.headers_mut();
+            for i in 0..filler {
+                h.insert(
+                    HeaderName::try_from(format!("x-filler-{i}")).unwrap(),
+                    HeaderValue::from_static("v"),
+                );
+            }
+            h.append(header::HOST, HeaderValue::from_static("first.example:81"));
+            h.append(header::HOST, HeaderValue::from_static("second.example:82"));
+            h.append(
+                X_FORWARDED_FOR,
+                HeaderValue::from_static("192.0.2.7, 10.0.0.1"),
+            );
+            h.append(X_FORWARDED_FOR, HeaderValue::from_static("192.0.2.8"));
+            h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+            h.insert(header::USER_AGENT, HeaderValue::from_static("probe/1"));
+            let r = server_span(
+                &ServerRequest::new(&req).with_peer(Some(peer)),
+                &QueryRedaction::default(),
+            );
+            assert_eq!(
+                s(&r, "server.address").as_deref(),
+                Some("first.example"),
+                "{filler}"
+            );
+            assert_eq!(attr(&r, "server.port"), Some(&Value::I64(81)));
+            assert_eq!(s(&r, "client.address").as_deref(), Some("192.0.2.7"));
+            assert_eq!(s(&r, "url.scheme").as_deref(), Some("https"));
+            assert_eq!(s(&r, "user_agent.original").as_deref(), Some("probe/1"));
+        }
     }
 
     #[test]

@@ -49,7 +49,8 @@ impl Kind {
 const MAX_LEN: usize = 256;
 /// The most bytes ever interned, all kinds together.
 pub(crate) const MAX_BYTES: usize = 1 << 20;
-/// Entries of the per-thread cache (direct-mapped by hash).
+/// Entries of the per-thread cache: two-way set-associative by hash, so that two strings
+/// that hash to the same place do not evict each other on every request.
 const SLOTS: usize = 64;
 
 struct Table {
@@ -65,23 +66,56 @@ thread_local! {
 }
 
 /// A hash of `s` for the per-thread cache: its length and three 8-byte windows (start,
-/// middle, end). The cache compares its entries in full, so a collision only costs a lookup
-/// in the shared table, and this keeps a lookup to a few instructions.
+/// middle, end), read as whole words (no copy). The cache compares its entries in full, so a
+/// collision only costs a lookup in the shared table, and this keeps a lookup to a few
+/// instructions.
 fn hash(s: &[u8]) -> u64 {
-    let window = |start: usize| {
+    let n = s.len();
+    let word = |at: usize| -> u64 {
         let mut w = [0u8; 8];
-        let end = s.len().min(start + 8);
-        if start < end {
-            w[..end - start].copy_from_slice(&s[start..end]);
-        }
+        w.copy_from_slice(&s[at..at + 8]);
         u64::from_le_bytes(w)
     };
-    let h = (s.len() as u64)
-        ^ window(0).rotate_left(7)
-        ^ window(s.len() / 2).rotate_left(29)
-        ^ window(s.len().saturating_sub(8)).rotate_left(47);
+    let (a, b, c) = if n >= 8 {
+        (word(0), word((n - 8) / 2), word(n - 8))
+    } else {
+        let short = s.iter().fold(0u64, |w, &byte| (w << 8) | u64::from(byte));
+        (short, 0, 0)
+    };
+    let h = (n as u64) ^ a.rotate_left(7) ^ b.rotate_left(29) ^ c.rotate_left(47);
     // Fibonacci hashing: the top bits are well mixed.
     h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32
+}
+
+/// The cached string of the set of `hash` that `matches`, if any.
+fn cached(hash: u64, matches: impl Fn(&str) -> bool) -> Option<&'static str> {
+    let set = (hash as usize % (SLOTS / 2)) * 2;
+    CACHE.with(|cache| {
+        (set..set + 2)
+            .filter_map(|i| cache[i].get())
+            .find(|hit| matches(hit))
+    })
+}
+
+/// Caches `interned` in the set of `hash`, as its most recent entry.
+fn remember(hash: u64, interned: &'static str) {
+    let set = (hash as usize % (SLOTS / 2)) * 2;
+    CACHE.with(|cache| {
+        cache[set + 1].set(cache[set].get());
+        cache[set].set(Some(interned));
+    });
+}
+
+/// Whether `s` is the concatenation of `parts`.
+fn is_concatenation(s: &str, parts: &[&str]) -> bool {
+    let mut rest = s;
+    for part in parts {
+        match rest.strip_prefix(part) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 fn table() -> MutexGuard<'static, Option<Table>> {
@@ -90,21 +124,53 @@ fn table() -> MutexGuard<'static, Option<Table>> {
     TABLE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The interned copy of the concatenation of `parts`, if it is or can be interned.
+/// The interned copy of the concatenation of `parts`, if it is or can be interned. A cache
+/// hit neither copies nor joins the parts.
 pub(crate) fn intern_parts(kind: Kind, parts: &[&str]) -> Option<&'static str> {
-    let mut buf = [0u8; MAX_LEN];
-    let mut len = 0;
-    for part in parts {
-        let end = len + part.len();
-        if end > MAX_LEN {
-            return None;
-        }
-        buf[len..end].copy_from_slice(part.as_bytes());
-        len = end;
+    let h = parts
+        .iter()
+        .fold(0u64, |h, part| h.rotate_left(17) ^ hash(part.as_bytes()));
+    if let Some(hit) = cached(h, |hit| is_concatenation(hit, parts)) {
+        return Some(hit);
     }
-    // The concatenation of `str`s is a `str`.
-    let joined = std::str::from_utf8(&buf[..len]).ok()?;
-    intern(kind, joined)
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    if total > MAX_LEN {
+        return None;
+    }
+    let interned = intern_uncached(kind, &parts.concat())?;
+    remember(h, interned);
+    Some(interned)
+}
+
+/// A `(method, route)` pair by its strings' addresses and lengths.
+type NameKey = (usize, usize, usize, usize);
+
+thread_local! {
+    /// Span names by the pair they are made of (see [`intern_name`]).
+    static NAMES: [Cell<Option<(NameKey, &'static str)>>; 16] =
+        const { [const { Cell::new(None) }; 16] };
+}
+
+/// The interned `"{method} {route}"` span name of a static method name and an interned route:
+/// found per thread by the two strings' addresses, without reading them (a string that is
+/// interned or static has one address for its whole life).
+pub(crate) fn intern_name(method: &'static str, route: &'static str) -> Option<&'static str> {
+    let key: NameKey = (
+        method.as_ptr() as usize,
+        method.len(),
+        route.as_ptr() as usize,
+        route.len(),
+    );
+    let h = (key.0 ^ key.2.rotate_left(17) ^ key.3) as u64;
+    let slot = (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60) as usize;
+    if let Some((seen, name)) = NAMES.with(|names| names[slot].get())
+        && seen == key
+    {
+        return Some(name);
+    }
+    let name = intern_parts(Kind::Name, &[method, " ", route])?;
+    NAMES.with(|names| names[slot].set(Some((key, name))));
+    Some(name)
 }
 
 /// The interned copy of `s`, if it is or can be interned.
@@ -112,36 +178,35 @@ pub(crate) fn intern(kind: Kind, s: &str) -> Option<&'static str> {
     if s.len() > MAX_LEN {
         return None;
     }
-    let slot = hash(s.as_bytes()) as usize % SLOTS;
-    if let Some(hit) = CACHE.with(|cache| cache[slot].get())
-        && hit == s
-    {
+    let h = hash(s.as_bytes());
+    if let Some(hit) = cached(h, |hit| hit == s) {
         return Some(hit);
     }
-    let interned = {
-        let mut guard = table();
-        let table = guard.get_or_insert_with(|| Table {
-            strings: HashSet::new(),
-            counts: [0; 3],
-            bytes: 0,
-        });
-        match table.strings.get(s) {
-            Some(found) => *found,
-            None => {
-                let i = kind.index();
-                if table.counts[i] >= kind.max_values() || table.bytes + s.len() > MAX_BYTES {
-                    return None;
-                }
-                let leaked: &'static str = Box::leak(Box::from(s));
-                table.strings.insert(leaked);
-                table.counts[i] += 1;
-                table.bytes += s.len();
-                leaked
-            }
-        }
-    };
-    CACHE.with(|cache| cache[slot].set(Some(interned)));
+    let interned = intern_uncached(kind, s)?;
+    remember(h, interned);
     Some(interned)
+}
+
+/// The shared table's copy of `s`, added if its kind and the byte budget allow.
+fn intern_uncached(kind: Kind, s: &str) -> Option<&'static str> {
+    let mut guard = table();
+    let table = guard.get_or_insert_with(|| Table {
+        strings: HashSet::new(),
+        counts: [0; 3],
+        bytes: 0,
+    });
+    if let Some(found) = table.strings.get(s) {
+        return Some(*found);
+    }
+    let i = kind.index();
+    if table.counts[i] >= kind.max_values() || table.bytes + s.len() > MAX_BYTES {
+        return None;
+    }
+    let leaked: &'static str = Box::leak(Box::from(s));
+    table.strings.insert(leaked);
+    table.counts[i] += 1;
+    table.bytes += s.len();
+    Some(leaked)
 }
 
 #[cfg(test)]
@@ -160,6 +225,14 @@ mod tests {
             .unwrap();
         assert!(std::ptr::eq(a, c));
         assert_ne!(intern(Kind::Name, "GET /other").unwrap(), a);
+        // by the parts' addresses: the same copy again, and another for another route
+        let route = intern(Kind::Name, "/interned/{id}").unwrap();
+        let other = intern(Kind::Name, "/other/{id}").unwrap();
+        for _ in 0..2 {
+            assert!(std::ptr::eq(intern_name("GET", route).unwrap(), a));
+            assert_eq!(intern_name("GET", other), Some("GET /other/{id}"));
+            assert_eq!(intern_name("POST", route), Some("POST /interned/{id}"));
+        }
     }
 
     #[test]

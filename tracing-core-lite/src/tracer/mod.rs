@@ -11,6 +11,10 @@ use opentelemetry::{Context, InstrumentationScope};
 
 use crate::pipeline::INSTRUMENTATION_SCOPE;
 
+mod recorder;
+
+pub(crate) use recorder::Recorder;
+
 /// A cheaply cloneable handle on the tracer the layers start spans with.
 #[derive(Clone)]
 pub struct TracerSource {
@@ -23,6 +27,12 @@ type StartFn = dyn Fn(SpanBuilder, &Context) -> Context + Send + Sync;
 
 enum Source {
     Global(OnceLock<BoxedTracer>),
+    /// A pipeline's processors, recorded into without the SDK's span (see [`Recorder`]).
+    Recorder {
+        /// The pipeline provider's tracer, for [`TracerSource::tracer`].
+        tracer: BoxedTracer,
+        recorder: Arc<Recorder>,
+    },
     Fixed {
         tracer: BoxedTracer,
         /// The same tracer, unboxed: its spans are boxed once (in the context), not twice.
@@ -57,6 +67,23 @@ impl TracerSource {
         }
     }
 
+    /// The spans of `recorder`, which makes the decisions of `provider` for the same
+    /// processors (the pipeline builds both).
+    pub(crate) fn from_recorder<P>(provider: &P, recorder: Recorder) -> Self
+    where
+        P: TracerProvider,
+        P::Tracer: Send + Sync + 'static,
+        <P::Tracer as opentelemetry::trace::Tracer>::Span: Send + Sync + 'static,
+    {
+        TracerSource {
+            source: Arc::new(Source::Recorder {
+                tracer: BoxedTracer::new(Box::new(provider.tracer_with_scope(scope()))),
+                recorder: Arc::new(recorder),
+            }),
+            parent_based: false,
+        }
+    }
+
     /// Declares that the provider's sampler follows the parent's decision when the parent is
     /// remote and not sampled, as the SDK's `Sampler::ParentBased` (the default sampler) does:
     /// such a span is never recorded. The layers then skip the span, and the work of its
@@ -81,7 +108,7 @@ impl TracerSource {
     pub fn tracer(&self) -> &BoxedTracer {
         match &*self.source {
             Source::Global(cell) => cell.get_or_init(|| global::tracer_with_scope(scope())),
-            Source::Fixed { tracer, .. } => tracer,
+            Source::Fixed { tracer, .. } | Source::Recorder { tracer, .. } => tracer,
         }
     }
 
@@ -91,6 +118,7 @@ impl TracerSource {
     /// allocation less for a provider of its own.
     pub fn start(&self, builder: SpanBuilder, parent: &Context) -> Context {
         match &*self.source {
+            Source::Recorder { recorder, .. } => recorder.start(builder, parent),
             Source::Fixed { start, .. } => start(builder, parent),
             Source::Global(_) => {
                 parent.with_span(self.tracer().build_with_context(builder, parent))
@@ -99,7 +127,7 @@ impl TracerSource {
     }
 }
 
-fn scope() -> InstrumentationScope {
+pub(crate) fn scope() -> InstrumentationScope {
     InstrumentationScope::builder(INSTRUMENTATION_SCOPE)
         .with_version(env!("CARGO_PKG_VERSION"))
         .build()
@@ -116,6 +144,7 @@ impl fmt::Debug for TracerSource {
         match &*self.source {
             Source::Global(_) => f.write_str("TracerSource::Global"),
             Source::Fixed { .. } => f.write_str("TracerSource::Fixed"),
+            Source::Recorder { .. } => f.write_str("TracerSource::Pipeline"),
         }
     }
 }
