@@ -285,7 +285,7 @@ async fn http_round(
     let app = match tracing {
         Some(guard) => app.layer(
             tower_trace::ServerLayer::new()
-                .with_tracer_provider(guard.tracer_provider())
+                .with_tracer_source(guard.tracer_source())
                 .with_propagators(guard.propagators().clone()),
         ),
         None => app,
@@ -312,7 +312,7 @@ async fn http_round(
             let client = ServiceBuilder::new()
                 .layer(
                     tower_trace::ClientLayer::new()
-                        .with_tracer_provider(guard.tracer_provider())
+                        .with_tracer_source(guard.tracer_source())
                         .with_propagators(guard.propagators().clone()),
                 )
                 .service(client);
@@ -365,7 +365,7 @@ async fn grpc_round(
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let layer = tracing.map(|guard| {
         tonic_trace::ServerLayer::new()
-            .with_tracer_provider(guard.tracer_provider())
+            .with_tracer_source(guard.tracer_source())
             .with_propagators(guard.propagators().clone())
     });
     let server = tokio::spawn(async move {
@@ -396,7 +396,7 @@ async fn grpc_round(
             let channel = ServiceBuilder::new()
                 .layer(
                     tonic_trace::ClientLayer::new()
-                        .with_tracer_provider(guard.tracer_provider())
+                        .with_tracer_source(guard.tracer_source())
                         .with_propagators(guard.propagators().clone())
                         .with_server_uri(endpoint.uri()),
                 )

@@ -177,7 +177,7 @@ where
                     .attributes(Direction::Request, &parts.headers),
             );
         }
-        let cx = config.tracer.start(recipe.into_builder(), &parent);
+        let cx = config.tracer.start_recipe(recipe, Vec::new(), &parent);
         inject_headers(config.propagators.as_ref(), &cx, &mut parts.headers);
         if !cx.span().is_recording() {
             // The sampler dropped it: nothing to record.

@@ -10,6 +10,7 @@ use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute as semconv;
 use tower_trace::body::{BodyEnd, BodyObserver};
 use tracing_core_lite::capture::{CappedBuffer, HeaderCapture, PayloadCapture};
+use tracing_core_lite::headers::first_values;
 use tracing_core_lite::recipe::grpc::{
     Code, MessageType, RpcOutcome, message_event, parse_timeout,
 };
@@ -194,8 +195,9 @@ const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
 /// The status carried by `grpc-status` / `grpc-message` in a header map, if any.
 pub(crate) fn status_of(headers: &HeaderMap) -> Option<(Code, Option<String>)> {
-    let code = Code::from_header(headers.get(GRPC_STATUS)?.as_bytes());
-    let message = headers.get(GRPC_MESSAGE).map(|m| {
+    let [status, message] = first_values(headers, [&GRPC_STATUS, &GRPC_MESSAGE]);
+    let code = Code::from_header(status?.as_bytes());
+    let message = message.map(|m| {
         percent_encoding::percent_decode(m.as_bytes())
             .decode_utf8_lossy()
             .into_owned()

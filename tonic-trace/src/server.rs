@@ -39,7 +39,9 @@ use tracing_core_lite::capture::Direction;
 use tracing_core_lite::filter::{Filter, RequestHead};
 use tracing_core_lite::propagation::extract_headers;
 use tracing_core_lite::recipe::grpc::{MessageType, rpc_span};
-use tracing_core_lite::recipe::{SemconvStability, Side, SpanRecipe, host_value, ip_value};
+use tracing_core_lite::recipe::{
+    SemconvStability, Side, SpanRecipe, ip_value, push_server_address,
+};
 use tracing_core_lite::sampling::{is_unsampled, unsampled_context};
 use tracing_core_lite::{Propagators, TracerSource};
 
@@ -175,22 +177,7 @@ pub(crate) fn server_attributes(authority: Option<&str>, attrs: &mut Vec<KeyValu
 /// `server.address` and `server.port` of a parsed authority (`host[:port]`, the user info
 /// left out), read from its text: `Authority::host` and `port_u16` search it again each.
 pub(crate) fn authority_attributes(authority: &http::uri::Authority, attrs: &mut Vec<KeyValue>) {
-    let text = authority.as_str();
-    let text = text
-        .rsplit_once('@')
-        .map_or(text, |(_, host_port)| host_port);
-    let (host, port) = match text.rsplit_once(':') {
-        Some((host, port)) if !port.contains(']') => (host, port.parse::<u16>().ok()),
-        _ => (text, None),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return;
-    }
-    attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, host_value(host)));
-    if let Some(port) = port {
-        attrs.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
-    }
+    push_server_address(authority.as_str(), None, attrs);
 }
 
 impl<S, ResBody> Service<Request<tonic::body::Body>> for Trace<S>
@@ -264,11 +251,7 @@ where
         } else {
             (extracted, Vec::new())
         };
-        let mut builder = recipe.into_builder();
-        if !links.is_empty() {
-            builder = builder.with_links(links);
-        }
-        let cx = config.tracer.start(builder, &parent);
+        let cx = config.tracer.start_recipe(recipe, links, &parent);
         if !cx.span().is_recording() {
             // The sampler dropped it: nothing to record, only the context to carry on.
             return self.call_with(req, cx, None, None);

@@ -43,7 +43,10 @@ impl ResponsePolicy {
         let span = cx.span();
         let outcome = ResponseOutcome::new(self.side, parts.status.as_u16());
         span.set_attributes(outcome.attributes());
-        span.set_status(outcome.status());
+        if outcome.is_error {
+            // (`Unset` would change nothing: it is the lowest status.)
+            span.set_status(outcome.status());
+        }
         if !self.headers.is_empty(Direction::Response) {
             span.set_attributes(self.headers.attributes(Direction::Response, &parts.headers));
         }

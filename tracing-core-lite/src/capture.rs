@@ -127,25 +127,39 @@ impl QueryRedaction {
 /// `url.full` of a request URI: credentials replaced with `REDACTED:REDACTED`, query values
 /// redacted per `redaction`, fragment dropped (it never reaches the wire).
 pub fn redact_url_full(uri: &Uri, redaction: &QueryRedaction) -> String {
-    let mut out = String::with_capacity(uri.to_string().len() + 20);
+    const CREDENTIALS: &str = "REDACTED:REDACTED@";
+    let authority = uri.authority().map(|authority| {
+        let authority = authority.as_str();
+        match crate::recipe::rposition(authority, b'@') {
+            Some(at) => (true, &authority[at + 1..]),
+            None => (false, authority),
+        }
+    });
+    let query = uri.query().map(|q| redaction.redact_query(q));
+    // The exact length: the string becomes an attribute value without a reallocation.
+    let capacity = uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + authority.map_or(0, |(redacted, host)| {
+            host.len() + if redacted { CREDENTIALS.len() } else { 0 }
+        })
+        + uri.path().len()
+        + query.as_ref().map_or(0, |q| q.len() + 1);
+    let mut out = String::with_capacity(capacity);
     if let Some(scheme) = uri.scheme_str() {
         out.push_str(scheme);
         out.push_str("://");
     }
-    if let Some(authority) = uri.authority() {
-        match authority.as_str().rsplit_once('@') {
-            Some((_, host)) => {
-                out.push_str("REDACTED:REDACTED@");
-                out.push_str(host);
-            }
-            None => out.push_str(authority.as_str()),
+    if let Some((redacted, host)) = authority {
+        if redacted {
+            out.push_str(CREDENTIALS);
         }
+        out.push_str(host);
     }
     out.push_str(uri.path());
-    if let Some(q) = uri.query() {
+    if let Some(q) = query {
         out.push('?');
-        out.push_str(&redaction.redact_query(q));
+        out.push_str(&q);
     }
+    debug_assert_eq!(out.len(), capacity);
     out
 }
 

@@ -33,6 +33,7 @@ pub mod capture;
 pub mod error;
 pub mod export;
 pub mod filter;
+pub mod headers;
 pub mod instrument;
 pub mod pipeline;
 pub mod propagation;

@@ -96,7 +96,7 @@ pub(crate) fn start_client_span(
             .attributes
             .extend(config.headers.attributes(Direction::Request, headers));
     }
-    let cx = config.tracer.start(recipe.into_builder(), &parent);
+    let cx = config.tracer.start_recipe(recipe, Vec::new(), &parent);
     inject_headers(config.propagators.as_ref(), &cx, headers);
     cx
 }

@@ -181,11 +181,7 @@ where
             let cx = unsampled_context(&parent);
             return self.call_with(req, cx, None, None);
         }
-        let mut builder = recipe.into_builder();
-        if !links.is_empty() {
-            builder = builder.with_links(links);
-        }
-        let cx = config.tracer.start(builder, &parent);
+        let cx = config.tracer.start_recipe(recipe, links, &parent);
         if !cx.span().is_recording() {
             // The sampler dropped it: nothing to record, only the context to carry on.
             return self.call_with(req, cx, None, None);

@@ -510,6 +510,9 @@ impl<E: SpanExporter> Worker<E> {
                 let batch: Vec<SpanData> = self.taken.drain(..n).collect();
                 self.export(batch);
                 self.shared.lock().in_flight -= n;
+                // Between batches too: a long backlog to a failing collector is reported
+                // while it lasts.
+                self.reporter.report(&self.shared.stats, false);
             }
             if exported_any {
                 // Lets waiters (tests, `wait_for_export`) observe progress without polling.

@@ -350,11 +350,6 @@ impl Propagators {
 static INSTALLED: OnceLock<Propagators> = OnceLock::new();
 
 /// `baggage` as a header name.
-/// Up to this many header values, one pass over a header map finds the few headers a span
-/// reads for less than a hash lookup each (most requests carry fewer); beyond it, they are
-/// looked up.
-pub(crate) const HEADER_SCAN_LIMIT: usize = 12;
-
 const BAGGAGE_HEADER: http::HeaderName = http::HeaderName::from_static("baggage");
 
 /// Extracts the parent context from `headers` with `propagators`, or with the global propagator

@@ -269,7 +269,7 @@ fn tracestate_line(value: &HeaderValue) -> &str {
 }
 
 /// The propagation headers of a request: found in one pass over a header map of up to
-/// [`HEADER_SCAN_LIMIT`](super::HEADER_SCAN_LIMIT) values (most requests), which costs less
+/// [`SCAN_LIMIT`](crate::headers::SCAN_LIMIT) values (most requests), which costs less
 /// than the three hash lookups that find them in a larger one.
 #[derive(Default)]
 pub(crate) struct TraceHeaders<'a> {
@@ -285,7 +285,7 @@ pub(crate) struct TraceHeaders<'a> {
 
 impl<'a> TraceHeaders<'a> {
     pub(crate) fn find(headers: &'a HeaderMap) -> Self {
-        if headers.len() > super::HEADER_SCAN_LIMIT {
+        if headers.len() > crate::headers::SCAN_LIMIT {
             let mut traceparent = headers.get_all(&TRACEPARENT_HEADER).iter();
             let mut tracestate = headers.get_all(&TRACESTATE_HEADER).iter();
             return TraceHeaders {
@@ -498,7 +498,7 @@ mod tests {
     /// Small header maps are scanned, large ones looked up: the same answers either way.
     #[test]
     fn header_maps_of_any_size_are_read_alike() {
-        for filler in [0, super::super::HEADER_SCAN_LIMIT + 1] {
+        for filler in [0, crate::headers::SCAN_LIMIT + 1] {
             let headers = |pairs: &[(&str, &str)]| {
                 let mut h = HeaderMap::new();
                 for i in 0..filler {

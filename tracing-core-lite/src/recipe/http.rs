@@ -26,9 +26,9 @@ use opentelemetry::{KeyValue, Value};
 use opentelemetry_semantic_conventions::attribute as semconv;
 
 use super::intern::{Kind, intern, intern_name};
-use super::{Side, SpanRecipe, host_value, ip_value};
+use super::{Side, SpanRecipe, ip_value, push_server_address};
 use crate::capture::{QueryRedaction, redact_url_full};
-use crate::propagation::HEADER_SCAN_LIMIT;
+use crate::headers::first_values;
 
 /// `error.type` of a request whose response body ended with an error.
 pub const ERROR_TYPE_BODY: &str = "body_error";
@@ -130,7 +130,6 @@ fn method_attributes(method: &Method, attrs: &mut Vec<KeyValue>) -> &'static str
 }
 
 /// The headers a server span reads, each as `HeaderMap::get` finds it (the first value).
-#[derive(Default)]
 struct SpanHeaders<'a> {
     host: Option<&'a HeaderValue>,
     user_agent: Option<&'a HeaderValue>,
@@ -140,30 +139,21 @@ struct SpanHeaders<'a> {
 
 impl<'a> SpanHeaders<'a> {
     fn of(headers: &'a HeaderMap) -> Self {
-        if headers.len() > HEADER_SCAN_LIMIT {
-            return SpanHeaders {
-                host: headers.get(header::HOST),
-                user_agent: headers.get(header::USER_AGENT),
-                forwarded_for: headers.get(X_FORWARDED_FOR),
-                forwarded_proto: headers.get(X_FORWARDED_PROTO),
-            };
+        let [host, user_agent, forwarded_for, forwarded_proto] = first_values(
+            headers,
+            [
+                &header::HOST,
+                &header::USER_AGENT,
+                &X_FORWARDED_FOR,
+                &X_FORWARDED_PROTO,
+            ],
+        );
+        SpanHeaders {
+            host,
+            user_agent,
+            forwarded_for,
+            forwarded_proto,
         }
-        let mut found = SpanHeaders::default();
-        for (name, value) in headers {
-            let slot = if name == header::HOST {
-                &mut found.host
-            } else if name == header::USER_AGENT {
-                &mut found.user_agent
-            } else if name == X_FORWARDED_FOR {
-                &mut found.forwarded_for
-            } else if name == X_FORWARDED_PROTO {
-                &mut found.forwarded_proto
-            } else {
-                continue;
-            };
-            slot.get_or_insert(value);
-        }
-        found
     }
 }
 
@@ -176,12 +166,6 @@ fn value_str(value: Option<&HeaderValue>) -> Option<&str> {
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
-/// The position of the last `byte` (ASCII) in `s`: a plain loop, faster than the `memrchr`
-/// behind `str::rfind` on strings as short as a host and port.
-fn rposition(s: &str, byte: u8) -> Option<usize> {
-    s.bytes().rposition(|b| b == byte)
-}
-
 /// `http` and `https` as static strings (no allocation), anything else copied.
 fn static_or_owned(scheme: &str) -> Value {
     match scheme {
@@ -189,16 +173,6 @@ fn static_or_owned(scheme: &str) -> Value {
         "https" => Value::from("https"),
         other => Value::from(other.to_owned()),
     }
-}
-
-/// Splits `host[:port]` (or `[v6]:port`) into its parts; a malformed port yields `None`.
-fn split_host_port(authority: &str) -> (&str, Option<u16>) {
-    let (host, port) = match rposition(authority, b':') {
-        Some(i) if !authority[i..].contains(']') => (&authority[..i], Some(&authority[i + 1..])),
-        _ => (authority, None),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    (host, port.and_then(|p| p.parse().ok()))
 }
 
 fn default_port(scheme: &str) -> Option<u16> {
@@ -240,14 +214,7 @@ pub fn server_span(req: &ServerRequest<'_>, redaction: &QueryRedaction) -> SpanR
         .map(|a| a.as_str())
         .or_else(|| value_str(headers.host));
     if let Some(authority) = authority {
-        let authority = rposition(authority, b'@').map_or(authority, |i| &authority[i + 1..]);
-        let (host, port) = split_host_port(authority);
-        if !host.is_empty() {
-            attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, host_value(host)));
-            if let Some(port) = port.or_else(|| default_port(scheme)) {
-                attrs.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
-            }
-        }
+        push_server_address(authority, default_port(scheme), &mut attrs);
     }
     let forwarded_for = value_str(headers.forwarded_for)
         .and_then(|v| v.split(',').next())
@@ -311,15 +278,9 @@ pub fn client_span(method: &Method, uri: &Uri, redaction: &QueryRedaction) -> Sp
         semconv::URL_FULL,
         redact_url_full(uri, redaction),
     ));
-    if let Some(host) = uri.host() {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, host_value(host)));
-        if let Some(port) = uri
-            .port_u16()
-            .or_else(|| uri.scheme_str().and_then(default_port))
-        {
-            attrs.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
-        }
+    if let Some(authority) = uri.authority() {
+        let default = uri.scheme_str().and_then(default_port);
+        push_server_address(authority.as_str(), default, &mut attrs);
     }
     SpanRecipe {
         name: Cow::Borrowed(name),
@@ -433,7 +394,7 @@ mod tests {
     #[test]
     fn headers_are_read_alike_by_scan_and_by_lookup() {
         let peer: SocketAddr = "10.1.2.3:5555".parse().unwrap();
-        for filler in [0, HEADER_SCAN_LIMIT + 1] {
+        for filler in [0, crate::headers::SCAN_LIMIT + 1] {
             let mut req = http::Request::get("/x").body(()).unwrap();
             let h = req.headers_mut();
             for i in 0..filler {

@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use opentelemetry::trace::{SpanBuilder, SpanKind, Tracer};
 use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry_semantic_conventions::attribute as semconv;
 
 /// Which end of a call a span describes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -101,6 +102,43 @@ pub fn host_value(host: &str) -> Value {
     match intern::intern(intern::Kind::Host, host) {
         Some(interned) => Value::from(interned),
         None => Value::from(host.to_owned()),
+    }
+}
+
+/// The position of the last `byte` (ASCII) in `s`: a plain loop, faster than the `memrchr`
+/// behind `str::rfind` on strings as short as a host and port.
+pub(crate) fn rposition(s: &str, byte: u8) -> Option<usize> {
+    s.bytes().rposition(|b| b == byte)
+}
+
+/// Splits `host[:port]` (or `[v6]:port`) into its parts; a malformed port yields `None`.
+fn split_host_port(authority: &str) -> (&str, Option<u16>) {
+    let bytes = authority.as_bytes();
+    let (host, port) = match rposition(authority, b':') {
+        Some(i) if !bytes[i..].contains(&b']') => (&authority[..i], Some(&authority[i + 1..])),
+        _ => (authority, None),
+    };
+    // Without the brackets of an IPv6 host (ASCII bytes: the cuts are character boundaries).
+    let h = host.as_bytes();
+    let start = h.iter().position(|&b| b != b'[').unwrap_or(h.len());
+    let end = h
+        .iter()
+        .rposition(|&b| b != b']')
+        .map_or(start, |i| (i + 1).max(start));
+    (&host[start..end], port.and_then(|p| p.parse().ok()))
+}
+
+/// Adds `server.address` and `server.port` for an authority (`[userinfo@]host[:port]`, an IPv6
+/// host in brackets): the port it names, else `default_port`; nothing for an empty host.
+pub fn push_server_address(authority: &str, default_port: Option<u16>, attrs: &mut Vec<KeyValue>) {
+    let authority = rposition(authority, b'@').map_or(authority, |i| &authority[i + 1..]);
+    let (host, port) = split_host_port(authority);
+    if host.is_empty() {
+        return;
+    }
+    attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, host_value(host)));
+    if let Some(port) = port.or(default_port) {
+        attrs.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
     }
 }
 
@@ -189,6 +227,61 @@ impl SemconvStability {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_address_of_authorities() {
+        // authority, default port, server.address, server.port
+        type Case = (&'static str, Option<u16>, Option<&'static str>, Option<i64>);
+        let cases: [Case; 10] = [
+            ("shop.example", None, Some("shop.example"), None),
+            ("shop.example", Some(443), Some("shop.example"), Some(443)),
+            (
+                "shop.example:8080",
+                Some(80),
+                Some("shop.example"),
+                Some(8080),
+            ),
+            (
+                "user:pw@shop.example:81",
+                None,
+                Some("shop.example"),
+                Some(81),
+            ),
+            ("[::1]", None, Some("::1"), None),
+            ("[::1]:3000", None, Some("::1"), Some(3000)),
+            (
+                "shop.example:99999",
+                Some(80),
+                Some("shop.example"),
+                Some(80),
+            ),
+            ("", Some(80), None, None),
+            ("user@", None, None, None),
+            (":80", None, None, None),
+        ];
+        for (authority, default_port, host, port) in cases {
+            let mut attrs = Vec::new();
+            push_server_address(authority, default_port, &mut attrs);
+            let get = |key: &str| {
+                attrs
+                    .iter()
+                    .find(|kv| kv.key.as_str() == key)
+                    .map(|kv| &kv.value)
+            };
+            assert_eq!(
+                get("server.address")
+                    .map(|v| v.as_str().into_owned())
+                    .as_deref(),
+                host,
+                "{authority}"
+            );
+            assert_eq!(
+                get("server.port"),
+                port.map(Value::I64).as_ref(),
+                "{authority}"
+            );
+        }
+    }
 
     #[test]
     fn stability_parsing() {

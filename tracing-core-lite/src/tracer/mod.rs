@@ -6,13 +6,15 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use opentelemetry::global::{self, BoxedTracer};
-use opentelemetry::trace::{SpanBuilder, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::trace::{Link, SpanBuilder, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, InstrumentationScope};
 
 use crate::pipeline::INSTRUMENTATION_SCOPE;
+use crate::recipe::SpanRecipe;
 
 mod recorder;
 
+use recorder::Parts;
 pub(crate) use recorder::Recorder;
 
 /// A cheaply cloneable handle on the tracer the layers start spans with.
@@ -122,6 +124,32 @@ impl TracerSource {
             Source::Fixed { start, .. } => start(builder, parent),
             Source::Global(_) => {
                 parent.with_span(self.tracer().build_with_context(builder, parent))
+            }
+        }
+    }
+
+    /// Starts a span of `recipe`, with `links`, as a child of `parent`: what
+    /// `self.start(recipe.into_builder().with_links(links), parent)` does, without building a
+    /// span builder for a pipeline's tracer.
+    pub fn start_recipe(&self, recipe: SpanRecipe, links: Vec<Link>, parent: &Context) -> Context {
+        match &*self.source {
+            Source::Recorder { recorder, .. } => recorder.start_parts(
+                Parts {
+                    name: recipe.name,
+                    kind: recipe.kind,
+                    attributes: recipe.attributes,
+                    links,
+                    events: None,
+                    start_time: None,
+                },
+                parent,
+            ),
+            _ => {
+                let mut builder = recipe.into_builder();
+                if !links.is_empty() {
+                    builder = builder.with_links(links);
+                }
+                self.start(builder, parent)
             }
         }
     }

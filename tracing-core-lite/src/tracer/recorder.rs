@@ -65,6 +65,35 @@ impl Recorder {
     /// valid one) and returns `parent` with it, as
     /// `parent.with_span(tracer.build_with_context(builder, parent))` does with the SDK.
     pub(crate) fn start(self: &Arc<Self>, mut builder: SpanBuilder, parent: &Context) -> Context {
+        let kind = builder.span_kind.take().unwrap_or(SpanKind::Internal);
+        let attributes = builder.attributes.take().unwrap_or_default();
+        let links = builder.links.take().unwrap_or_default();
+        let events = builder.events.take();
+        let start_time = builder.start_time;
+        self.start_parts(
+            Parts {
+                name: builder.name,
+                kind,
+                attributes,
+                links,
+                events,
+                start_time,
+            },
+            parent,
+        )
+    }
+
+    /// [`start`](Self::start) without a span builder: what the layers start (a recipe and
+    /// maybe links) is moved in as it is.
+    pub(crate) fn start_parts(self: &Arc<Self>, parts: Parts, parent: &Context) -> Context {
+        let Parts {
+            name,
+            kind,
+            mut attributes,
+            mut links,
+            events,
+            start_time,
+        } = parts;
         if parent.is_telemetry_suppressed() {
             return parent.with_remote_span_context(SpanContext::empty_context());
         }
@@ -76,15 +105,9 @@ impl Recorder {
         } else {
             self.ids.new_trace_id()
         };
-        let kind = builder.span_kind.take().unwrap_or(SpanKind::Internal);
-        let result = self.sampler.should_sample(
-            Some(parent),
-            trace_id,
-            &builder.name,
-            &kind,
-            builder.attributes.as_deref().unwrap_or(&[]),
-            builder.links.as_deref().unwrap_or(&[]),
-        );
+        let result =
+            self.sampler
+                .should_sample(Some(parent), trace_id, &name, &kind, &attributes, &links);
         let flags = match result.decision {
             SamplingDecision::Drop => {
                 let sc = SpanContext::new(
@@ -103,45 +126,42 @@ impl Recorder {
         let span_context = SpanContext::new(trace_id, span_id, flags, false, result.trace_state);
 
         let limits = &self.limits;
-        let mut attributes = builder.attributes.take().unwrap_or_default();
-        attributes.extend(result.attributes);
+        if !result.attributes.is_empty() {
+            attributes.extend(result.attributes);
+        }
         let dropped_attributes_count = truncate(&mut attributes, limits.max_attributes_per_span);
-        let links = builder
-            .links
-            .take()
-            .map_or_else(SpanLinks::default, |mut links| {
-                let dropped_count = truncate(&mut links, limits.max_links_per_span);
-                for link in &mut links {
-                    link.dropped_attributes_count =
-                        truncate(&mut link.attributes, limits.max_attributes_per_link);
-                }
-                let mut span_links = SpanLinks::default();
-                span_links.links = links;
-                span_links.dropped_count = dropped_count;
-                span_links
-            });
-        let events = builder
-            .events
-            .take()
-            .map_or_else(SpanEvents::default, |mut events| {
-                let dropped_count = truncate(&mut events, limits.max_events_per_span);
-                for event in &mut events {
-                    event.dropped_attributes_count =
-                        truncate(&mut event.attributes, limits.max_attributes_per_event);
-                }
-                let mut span_events = SpanEvents::default();
-                span_events.events = events;
-                span_events.dropped_count = dropped_count;
-                span_events
-            });
-        let start_time = builder.start_time.unwrap_or_else(opentelemetry::time::now);
+        let links = if links.is_empty() {
+            SpanLinks::default()
+        } else {
+            let dropped_count = truncate(&mut links, limits.max_links_per_span);
+            for link in &mut links {
+                link.dropped_attributes_count =
+                    truncate(&mut link.attributes, limits.max_attributes_per_link);
+            }
+            let mut span_links = SpanLinks::default();
+            span_links.links = links;
+            span_links.dropped_count = dropped_count;
+            span_links
+        };
+        let events = events.map_or_else(SpanEvents::default, |mut events| {
+            let dropped_count = truncate(&mut events, limits.max_events_per_span);
+            for event in &mut events {
+                event.dropped_attributes_count =
+                    truncate(&mut event.attributes, limits.max_attributes_per_event);
+            }
+            let mut span_events = SpanEvents::default();
+            span_events.events = events;
+            span_events.dropped_count = dropped_count;
+            span_events
+        });
+        let start_time = start_time.unwrap_or_else(opentelemetry::time::now);
         let span = RecordingSpan {
             span_context,
             data: Some(Data {
                 parent_span_id: psc.span_id(),
                 parent_span_is_remote: psc.is_valid() && psc.is_remote(),
                 kind,
-                name: builder.name,
+                name,
                 start_time,
                 attributes,
                 dropped_attributes_count,
@@ -181,6 +201,16 @@ impl Recorder {
             }
         }
     }
+}
+
+/// What a span is started from.
+pub(crate) struct Parts {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) kind: SpanKind,
+    pub(crate) attributes: Vec<KeyValue>,
+    pub(crate) links: Vec<Link>,
+    pub(crate) events: Option<Vec<Event>>,
+    pub(crate) start_time: Option<SystemTime>,
 }
 
 /// Keeps at most `limit` items of `items`, and says how many were dropped.
