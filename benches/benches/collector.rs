@@ -189,7 +189,7 @@ async fn run(
     let app = Router::new().route("/orders/{id}", get(|| async { "ok" }));
     let app = match guard {
         Some(guard) => {
-            app.layer(tower_trace::ServerLayer::new().with_tracer_provider(guard.tracer_provider()))
+            app.layer(tower_trace::ServerLayer::new().with_tracer_source(guard.tracer_source()))
         }
         None => app,
     };

@@ -215,7 +215,10 @@ pub(crate) fn record_status(
 ) {
     let outcome = RpcOutcome::new(side, code);
     span.set_attributes(outcome.attributes(stability));
-    span.set_status(outcome.status(message));
+    if outcome.is_error {
+        // (`Unset` would change nothing: it is the lowest status.)
+        span.set_status(outcome.status(message));
+    }
 }
 
 /// Observes the request body of a call: the messages received (server) or sent (client).

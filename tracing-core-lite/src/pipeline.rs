@@ -724,7 +724,8 @@ impl PipelineGuard {
     ///
     /// Its spans are not the SDK's: they make the same sampling decisions, have the same ids,
     /// limits and instrumentation scope, and reach the same exporters as the spans of
-    /// [`tracer`](Self::tracer), for about half the cost per span (see `BENCHMARKS.md`).
+    /// [`tracer`](Self::tracer), for about a third less work to start and end (see
+    /// `BENCHMARKS.md`).
     pub fn tracer_source(&self) -> TracerSource {
         self.source.clone()
     }

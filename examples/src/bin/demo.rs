@@ -90,26 +90,26 @@ impl Service {
 
     fn http_server(&self) -> tower_trace::ServerLayer {
         tower_trace::ServerLayer::new()
-            .with_tracer_provider(self.guard.tracer_provider())
+            .with_tracer_source(self.guard.tracer_source())
             .with_propagators(self.propagators())
     }
 
     fn grpc_server(&self) -> tonic_trace::ServerLayer {
         tonic_trace::ServerLayer::new()
-            .with_tracer_provider(self.guard.tracer_provider())
+            .with_tracer_source(self.guard.tracer_source())
             .with_propagators(self.propagators())
     }
 
     fn grpc_client(&self, uri: &http::Uri) -> tonic_trace::ClientLayer {
         tonic_trace::ClientLayer::new()
-            .with_tracer_provider(self.guard.tracer_provider())
+            .with_tracer_source(self.guard.tracer_source())
             .with_propagators(self.propagators())
             .with_server_uri(uri)
     }
 
     fn http_client(&self) -> reqwest_middleware::ClientWithMiddleware {
         let layer = tower_trace::ClientLayer::new()
-            .with_tracer_provider(self.guard.tracer_provider())
+            .with_tracer_source(self.guard.tracer_source())
             .with_propagators(self.propagators());
         reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
             .with(tower_trace::ReqwestMiddleware::from_layer(layer))
