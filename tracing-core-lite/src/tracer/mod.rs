@@ -1,6 +1,8 @@
 //! Where the layers get their tracer: the global provider (resolved on first use, so a layer
-//! built before the pipeline is installed still finds it) or a provider of your own (several
-//! services in one process, tests).
+//! built before the pipeline is installed still finds it), a provider of your own (several
+//! services in one process, tests), or a pipeline's span recorder
+//! ([`PipelineGuard::tracer_source`](crate::PipelineGuard::tracer_source): the pipeline's
+//! sampler and exporters without the SDK's span type, in `tracer/recorder.rs`).
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
