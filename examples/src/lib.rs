@@ -9,6 +9,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -81,6 +82,34 @@ pub fn install_pipeline(default_service_name: &str) -> Result<PipelineGuard, Pip
     Pipeline::from_env()?
         .with_default_service_name(default_service_name)
         .install()
+}
+
+/// Flushes and stops the pipeline at the end of a program. Spans that cannot be flushed are
+/// worth a warning on stderr, not a failure: the program did its job.
+pub fn shutdown_pipeline(guard: PipelineGuard) {
+    if let Err(e) = guard.shutdown() {
+        eprintln!("warning: {}", ErrorChain(&e));
+    }
+}
+
+/// The command line read by `parse`, or the exit code once the usage is printed: on stdout and
+/// success for `--help` (`parse` returns `None`), on stderr with the error and code 2 for a
+/// usage error.
+pub fn parse_command_line<T>(
+    usage: &str,
+    parse: impl FnOnce(Args) -> Result<Option<T>, UsageError>,
+) -> Result<T, ExitCode> {
+    match parse(Args::from_env()) {
+        Ok(Some(parsed)) => Ok(parsed),
+        Ok(None) => {
+            println!("{usage}");
+            Err(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}\n\n{usage}");
+            Err(ExitCode::from(2))
+        }
+    }
 }
 
 /// Registers handlers for SIGINT and SIGTERM (Ctrl-C elsewhere than on Unix) and returns a

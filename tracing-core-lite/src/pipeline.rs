@@ -572,19 +572,8 @@ impl Pipeline {
         let resource = self.resource();
         // `Sampler::ParentBased` never records a span whose remote parent was not sampled.
         let parent_based = matches!(self.sampler, Sampler::ParentBased(_));
-        let mut builder = SdkTracerProvider::builder()
-            .with_resource(resource.clone())
-            .with_sampler(self.sampler.clone());
         let mut stats = Vec::new();
-        // Each processor is shared by the provider (which flushes and shuts it down) and the
-        // layers' recorder (which hands it spans without the SDK's span; see `Recorder`).
-        let mut shared: Vec<Arc<dyn SpanProcessor>> = Vec::new();
-        let mut add = |mut processor: Box<dyn SpanProcessor>| {
-            processor.set_resource(&resource);
-            let processor: Arc<dyn SpanProcessor> = Arc::from(processor);
-            shared.push(Arc::clone(&processor));
-            builder = std::mem::take(&mut builder).with_span_processor(SharedProcessor(processor));
-        };
+        let mut processors: Vec<Box<dyn SpanProcessor>> = Vec::new();
         for kind in &self.exporters {
             let processor = match kind {
                 ExporterKind::Otlp => {
@@ -610,12 +599,32 @@ impl Pipeline {
                 }
             };
             stats.push((*kind, processor.stats()));
-            add(Box::new(processor));
+            processors.push(Box::new(processor));
         }
         for make in self.processors {
-            add(make(self.batch)?);
+            processors.push(make(self.batch)?);
         }
-        let provider = builder.build();
+        // Each processor is shared by the provider (which flushes and shuts it down) and the
+        // layers' recorder (which hands it spans without the SDK's span; see `Recorder`). Its
+        // resource is set here, as the provider would set it.
+        let shared: Vec<Arc<dyn SpanProcessor>> = processors
+            .into_iter()
+            .map(|mut processor| {
+                processor.set_resource(&resource);
+                Arc::from(processor)
+            })
+            .collect();
+        let provider = shared
+            .iter()
+            .fold(
+                SdkTracerProvider::builder()
+                    .with_resource(resource)
+                    .with_sampler(self.sampler.clone()),
+                |builder, processor| {
+                    builder.with_span_processor(SharedProcessor(Arc::clone(processor)))
+                },
+            )
+            .build();
         let recorder = Recorder::new(self.sampler, tracer::scope(), shared);
         let source = TracerSource::from_recorder(&provider, recorder)
             .with_parent_based_sampler(parent_based);

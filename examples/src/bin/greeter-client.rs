@@ -123,16 +123,9 @@ async fn call(
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let options = match parse_args(Args::from_env()) {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("error: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let options = match examples::parse_command_line(USAGE, parse_args) {
+        Ok(options) => options,
+        Err(code) => return code,
     };
     let guard = match examples::install_pipeline("greeter-client") {
         Ok(guard) => guard,
@@ -187,9 +180,6 @@ async fn main() -> ExitCode {
         println!("call {i} trace_id={trace_id} status={code} {detail}");
     }
 
-    if let Err(e) = guard.shutdown() {
-        // The calls were made; lost spans are worth a warning, not a failure.
-        eprintln!("warning: {}", ErrorChain(&e));
-    }
+    examples::shutdown_pipeline(guard);
     ExitCode::SUCCESS
 }

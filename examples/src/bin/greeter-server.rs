@@ -132,25 +132,15 @@ async fn run(listen: SocketAddr) -> Result<(), Box<dyn Error>> {
         )
         .await?;
 
-    if let Err(e) = guard.shutdown() {
-        // Spans may be lost, but the server did its job: not a reason to fail.
-        eprintln!("warning: {}", ErrorChain(&e));
-    }
+    examples::shutdown_pipeline(guard);
     Ok(())
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let listen = match parse_args(Args::from_env()) {
-        Ok(Some(listen)) => listen,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("error: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let listen = match examples::parse_command_line(USAGE, parse_args) {
+        Ok(listen) => listen,
+        Err(code) => return code,
     };
     match run(listen).await {
         Ok(()) => ExitCode::SUCCESS,

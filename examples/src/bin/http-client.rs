@@ -30,7 +30,6 @@ use examples::{Args, DEFAULT_HTTP_URL, ErrorChain, UsageError};
 use opentelemetry::Context;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _};
 use reqwest_middleware::ClientWithMiddleware;
-use tracing_core_lite::PipelineGuard;
 use tracing_core_lite::recipe::Side;
 use tracing_core_lite::recipe::http::ResponseOutcome;
 
@@ -105,26 +104,11 @@ async fn call(
     Ok((status, body))
 }
 
-/// Flushes the spans before the program exits.
-fn flush(guard: PipelineGuard) {
-    if let Err(e) = guard.shutdown() {
-        // The calls were made; lost spans are worth a warning, not a failure.
-        eprintln!("warning: {}", ErrorChain(&e));
-    }
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let options = match parse_args(Args::from_env()) {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("error: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let options = match examples::parse_command_line(USAGE, parse_args) {
+        Ok(options) => options,
+        Err(code) => return code,
     };
     let guard = match examples::install_pipeline("http-client") {
         Ok(guard) => guard,
@@ -177,12 +161,12 @@ async fn main() -> ExitCode {
                 span.set_status(Status::error(message.clone()));
                 span.end();
                 eprintln!("error: {message}");
-                flush(guard);
+                examples::shutdown_pipeline(guard);
                 return ExitCode::FAILURE;
             }
         }
     }
 
-    flush(guard);
+    examples::shutdown_pipeline(guard);
     ExitCode::SUCCESS
 }

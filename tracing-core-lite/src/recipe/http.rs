@@ -129,34 +129,6 @@ fn method_attributes(method: &Method, attrs: &mut Vec<KeyValue>) -> &'static str
     }
 }
 
-/// The headers a server span reads, each as `HeaderMap::get` finds it (the first value).
-struct SpanHeaders<'a> {
-    host: Option<&'a HeaderValue>,
-    user_agent: Option<&'a HeaderValue>,
-    forwarded_for: Option<&'a HeaderValue>,
-    forwarded_proto: Option<&'a HeaderValue>,
-}
-
-impl<'a> SpanHeaders<'a> {
-    fn of(headers: &'a HeaderMap) -> Self {
-        let [host, user_agent, forwarded_for, forwarded_proto] = first_values(
-            headers,
-            [
-                &header::HOST,
-                &header::USER_AGENT,
-                &X_FORWARDED_FOR,
-                &X_FORWARDED_PROTO,
-            ],
-        );
-        SpanHeaders {
-            host,
-            user_agent,
-            forwarded_for,
-            forwarded_proto,
-        }
-    }
-}
-
 fn value_str(value: Option<&HeaderValue>) -> Option<&str> {
     value.and_then(|v| v.to_str().ok())
 }
@@ -192,7 +164,16 @@ fn default_port(scheme: &str) -> Option<u16> {
 /// `server.address`/`server.port` come from the request authority or the `Host` header;
 /// `client.address` is the first `X-Forwarded-For` entry, else the peer address.
 pub fn server_span(req: &ServerRequest<'_>, redaction: &QueryRedaction) -> SpanRecipe {
-    let headers = SpanHeaders::of(req.headers);
+    // Each as `HeaderMap::get` finds it (the first value).
+    let [host, user_agent, forwarded_for, forwarded_proto] = first_values(
+        req.headers,
+        [
+            &header::HOST,
+            &header::USER_AGENT,
+            &X_FORWARDED_FOR,
+            &X_FORWARDED_PROTO,
+        ],
+    );
     let mut attrs = Vec::with_capacity(14);
     let method = method_attributes(req.method, &mut attrs);
     attrs.push(KeyValue::new(semconv::URL_PATH, req.uri.path().to_owned()));
@@ -205,18 +186,18 @@ pub fn server_span(req: &ServerRequest<'_>, redaction: &QueryRedaction) -> SpanR
     let scheme = req
         .uri
         .scheme_str()
-        .or_else(|| value_str(headers.forwarded_proto))
+        .or_else(|| value_str(forwarded_proto))
         .unwrap_or("http");
     attrs.push(KeyValue::new(semconv::URL_SCHEME, static_or_owned(scheme)));
     let authority = req
         .uri
         .authority()
         .map(|a| a.as_str())
-        .or_else(|| value_str(headers.host));
+        .or_else(|| value_str(host));
     if let Some(authority) = authority {
         push_server_address(authority, default_port(scheme), &mut attrs);
     }
-    let forwarded_for = value_str(headers.forwarded_for)
+    let forwarded_for = value_str(forwarded_for)
         .and_then(|v| v.split(',').next())
         .map(str::trim)
         .filter(|v| !v.is_empty());
@@ -237,7 +218,7 @@ pub fn server_span(req: &ServerRequest<'_>, redaction: &QueryRedaction) -> SpanR
     if let Some(v) = protocol_version(req.version) {
         attrs.push(KeyValue::new(semconv::NETWORK_PROTOCOL_VERSION, v));
     }
-    if let Some(ua) = value_str(headers.user_agent) {
+    if let Some(ua) = value_str(user_agent) {
         let ua = match intern(Kind::UserAgent, ua) {
             Some(interned) => Value::from(interned),
             None => Value::from(ua.to_owned()),

@@ -106,40 +106,10 @@ fn remember(hash: u64, interned: &'static str) {
     });
 }
 
-/// Whether `s` is the concatenation of `parts`.
-fn is_concatenation(s: &str, parts: &[&str]) -> bool {
-    let mut rest = s;
-    for part in parts {
-        match rest.strip_prefix(part) {
-            Some(r) => rest = r,
-            None => return false,
-        }
-    }
-    rest.is_empty()
-}
-
 fn table() -> MutexGuard<'static, Option<Table>> {
     // The table is always consistent between two statements: a panic elsewhere cannot
     // corrupt it.
     TABLE.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The interned copy of the concatenation of `parts`, if it is or can be interned. A cache
-/// hit neither copies nor joins the parts.
-pub(crate) fn intern_parts(kind: Kind, parts: &[&str]) -> Option<&'static str> {
-    let h = parts
-        .iter()
-        .fold(0u64, |h, part| h.rotate_left(17) ^ hash(part.as_bytes()));
-    if let Some(hit) = cached(h, |hit| is_concatenation(hit, parts)) {
-        return Some(hit);
-    }
-    let total: usize = parts.iter().map(|p| p.len()).sum();
-    if total > MAX_LEN {
-        return None;
-    }
-    let interned = intern_uncached(kind, &parts.concat())?;
-    remember(h, interned);
-    Some(interned)
 }
 
 /// A `(method, route)` pair by its strings' addresses and lengths.
@@ -168,7 +138,8 @@ pub(crate) fn intern_name(method: &'static str, route: &'static str) -> Option<&
     {
         return Some(name);
     }
-    let name = intern_parts(Kind::Name, &[method, " ", route])?;
+    // A miss (a new route, or a pair evicted from this small cache): one join and a lookup.
+    let name = intern(Kind::Name, &format!("{method} {route}"))?;
     NAMES.with(|names| names[slot].set(Some((key, name))));
     Some(name)
 }
@@ -216,7 +187,7 @@ mod tests {
     #[test]
     fn the_same_string_is_the_same_copy() {
         let a = intern(Kind::Name, "GET /interned/{id}").unwrap();
-        let b = intern_parts(Kind::Name, &["GET", " ", "/interned/{id}"]).unwrap();
+        let b = intern(Kind::Name, &String::from("GET /interned/{id}")).unwrap();
         assert_eq!(a, "GET /interned/{id}");
         assert!(std::ptr::eq(a, b));
         // from another thread (another cache), the same copy
