@@ -442,6 +442,16 @@ struct Bench<'a> {
     rows: Vec<Row>,
 }
 
+/// Requests between two flushes in `OVERHEAD_PROFILE` mode (fewer than the queue holds).
+const PROFILE_FLUSH_EVERY: u64 = 256;
+
+/// Exports what the variant's provider holds, if it has one.
+fn flush(exporter: Option<(&NoopExporter, &SdkTracerProvider)>) {
+    if let Some((_, provider)) = exporter {
+        provider.force_flush().expect("flush");
+    }
+}
+
 /// Which global propagator a variant runs under: ours (what `Pipeline::install` sets) or the
 /// SDK's W3C + baggage composite (what the peers' users set).
 #[derive(Clone, Copy)]
@@ -483,9 +493,16 @@ impl Bench<'_> {
         if let Some((variant, requests)) = &self.profile {
             if *variant == id {
                 set_global_propagator(propagator);
-                for _ in 0..*requests {
+                for i in 1..=*requests {
                     one_request();
+                    // A profiler runs one thread at a time: without a flush the export
+                    // thread would never run, the queue would fill and the rest of the spans
+                    // would be dropped on this thread.
+                    if i % PROFILE_FLUSH_EVERY == 0 {
+                        flush(exporter);
+                    }
                 }
+                flush(exporter);
             }
             return;
         }
@@ -503,11 +520,7 @@ impl Bench<'_> {
         for _ in 0..1_000 {
             one_request();
         }
-        let flush = || {
-            if let Some((_, provider)) = exporter {
-                provider.force_flush().expect("flush");
-            }
-        };
+        let flush = || flush(exporter);
         flush();
         let exported_before = exporter.map_or(0, |(e, _)| e.exported.load(Ordering::Relaxed));
         benches::set_counting(true);

@@ -10,15 +10,28 @@
 //! dropped because the queue was full and how many exports failed, and logs those at most once
 //! every [`REPORT_INTERVAL`], never per span.
 //!
-//! The hot path ([`SpanProcessor::on_end`]) takes an uncontended lock, pushes the span and
-//! returns; the worker is woken only when a full batch is waiting, otherwise it wakes on its
-//! own every `scheduled_delay`. The worker holds that lock only to swap the queue with an
-//! empty one of the same capacity (it never copies spans under it), so the queue's memory is
-//! allocated once and a request never waits for the export thread.
+//! # The hot path
+//!
+//! [`SpanProcessor::on_end`] takes a lock that no other request thread takes, pushes the span
+//! and returns. The queue is sharded: a few shards per core, each with its own lock and
+//! vector on its own cache lines, and each thread ends its spans into one of them, so threads
+//! ending spans at once neither wait for each other nor pass a lock's cache line back and forth
+//! (one lock for all is what the SDK's processor and this one did before; see the `processor`
+//! bench in `BENCHMARKS.md`). `max_queue_size` still bounds the spans held in all (waiting, or
+//! being exported): a shard reserves queue slots from a shared pool a few at a time (at most 64,
+//! at most an eighth of the queue across all shards), and the worker gives back the slots of the
+//! spans it exported and those a shard reserved and did not use. So a thread may see the queue
+//! full while other shards still hold a few unused slots, never more spans than the queue holds.
+//!
+//! The worker is woken when one shard holds a full batch or the shards together have reported
+//! one (each reports its spans when it reserves more slots), otherwise it wakes on its own every
+//! `scheduled_delay`. It holds a shard's lock only to swap the shard's vector with an empty one
+//! (it never copies spans under it), and a request never waits for the export thread.
 
+use std::cell::Cell;
 use std::error::Error as StdError;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,8 +49,10 @@ pub const REPORT_INTERVAL: Duration = Duration::from_secs(10);
 /// Batch settings, with the `OTEL_BSP_*` variables' meaning and defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchConfig {
-    /// Most spans waiting for export; more are dropped and counted (`OTEL_BSP_MAX_QUEUE_SIZE`,
-    /// default 2048).
+    /// Most spans held, waiting for export or being exported; more are dropped and counted
+    /// (`OTEL_BSP_MAX_QUEUE_SIZE`, default 2048). With several threads ending spans, one may
+    /// find the queue full while up to an eighth of it is still reserved, unused, by the others
+    /// (see the module docs).
     pub max_queue_size: usize,
     /// Longest wait between two exports (`OTEL_BSP_SCHEDULE_DELAY`, ms, default 5000).
     pub scheduled_delay: Duration,
@@ -118,24 +133,66 @@ impl BatchConfig {
 }
 
 /// Counters of a [`BatchProcessor`] (shared by every clone of its [`Arc`]).
-#[derive(Debug, Default)]
 pub struct ExportStats {
-    queued: AtomicU64,
-    dropped: AtomicU64,
+    /// Spans queued and dropped, per shard of the queue: each written only by the threads of
+    /// that shard, so counting shares no cache line between threads.
+    shards: Box<[ShardCounters]>,
     exported: AtomicU64,
     failed_spans: AtomicU64,
     failed_exports: AtomicU64,
 }
 
+#[derive(Default)]
+#[repr(align(128))]
+struct ShardCounters {
+    queued: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl Default for ExportStats {
+    fn default() -> Self {
+        ExportStats::with_shards(1)
+    }
+}
+
+impl fmt::Debug for ExportStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExportStats")
+            .field("queued", &self.queued())
+            .field("dropped", &self.dropped())
+            .field("exported", &self.exported())
+            .field("failed_spans", &self.failed_spans())
+            .field("failed_exports", &self.failed_exports())
+            .finish()
+    }
+}
+
 impl ExportStats {
+    fn with_shards(shards: usize) -> Self {
+        ExportStats {
+            shards: (0..shards.max(1))
+                .map(|_| ShardCounters::default())
+                .collect(),
+            exported: AtomicU64::new(0),
+            failed_spans: AtomicU64::new(0),
+            failed_exports: AtomicU64::new(0),
+        }
+    }
+
     /// Spans accepted into the queue.
     pub fn queued(&self) -> u64 {
-        self.queued.load(Ordering::Relaxed)
+        self.shards
+            .iter()
+            .map(|c| c.queued.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Spans dropped because the queue was full or the processor was shut down.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.shards
+            .iter()
+            .map(|c| c.dropped.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Spans the exporter accepted.
@@ -170,12 +227,11 @@ impl StdError for BuildError {
     }
 }
 
+/// What the worker and the callers of flush and shutdown share (not the request threads).
 #[derive(Default)]
 struct State {
-    queue: Vec<SpanData>,
-    /// Spans taken from the queue by the worker and not yet handed to the exporter: they count
-    /// against `max_queue_size` until then.
-    in_flight: usize,
+    /// A producer saw a batch waiting.
+    batch_ready: bool,
     flush_requested: u64,
     flush_done: u64,
     shutdown: bool,
@@ -183,7 +239,43 @@ struct State {
     resource: Option<Resource>,
 }
 
+/// One shard of the queue, on cache lines of its own.
+#[derive(Default)]
+#[repr(align(128))]
+struct Shard(Mutex<ShardState>);
+
+#[derive(Default)]
+struct ShardState {
+    spans: Vec<SpanData>,
+    /// Queue slots this shard reserved and has not filled yet.
+    reserved: usize,
+    /// Spans queued here since the shard last reported to [`Pool::reported`].
+    unreported: usize,
+}
+
+impl Shard {
+    fn lock(&self) -> MutexGuard<'_, ShardState> {
+        // A panic while holding the lock cannot leave a vector inconsistent: keep going.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The queue's slots, shared by the shards (touched once per reservation, not per span).
+#[derive(Default)]
+#[repr(align(128))]
+struct Pool {
+    /// Slots no shard has reserved: `max_queue_size` minus the spans waiting, those being
+    /// exported and the slots shards reserved and have not filled.
+    free: AtomicUsize,
+    /// Spans waiting that their shards have reported (when reserving more slots).
+    reported: AtomicUsize,
+}
+
 struct Shared {
+    shards: Box<[Shard]>,
+    pool: Pool,
+    /// Read on every span, written once: on a line of its own with the read-only fields.
+    shutdown: AtomicBool,
     state: Mutex<State>,
     /// Wakes the worker.
     wake: Condvar,
@@ -194,9 +286,51 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the queue inconsistent: keep going.
+        // A panic while holding the lock cannot leave the state inconsistent: keep going.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Tells the worker a batch is waiting.
+    fn batch_ready(&self) {
+        self.lock().batch_ready = true;
+        self.wake.notify_one();
+    }
+
+    /// Stops accepting spans and wakes the worker to export the rest and stop.
+    fn begin_shutdown(&self, state: &mut State) {
+        state.shutdown = true;
+        self.shutdown.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+}
+
+/// Shards per processor, a power of two: a few per core, so that the threads ending spans at
+/// the same time (a runtime's workers) seldom share one.
+fn shard_count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .saturating_mul(2)
+        .next_power_of_two()
+        .min(64)
+}
+
+/// The shard of the calling thread (`shards` is a power of two): threads are numbered in the
+/// order they first end a span.
+fn shard_index(shards: usize) -> usize {
+    thread_local! {
+        static SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+    let slot = SLOT
+        .try_with(|slot| {
+            if slot.get() == usize::MAX {
+                slot.set(NEXT_SLOT.fetch_add(1, Ordering::Relaxed));
+            }
+            slot.get()
+        })
+        // A span ended by a thread-local destructor, after this one was destroyed.
+        .unwrap_or(0);
+    slot & (shards - 1)
 }
 
 /// A batching span processor with its own export thread and runtime (see the module docs).
@@ -204,6 +338,8 @@ pub struct BatchProcessor {
     shared: Arc<Shared>,
     worker: Mutex<Option<JoinHandle<()>>>,
     config: BatchConfig,
+    /// Slots a shard reserves at a time.
+    chunk: usize,
 }
 
 impl fmt::Debug for BatchProcessor {
@@ -247,14 +383,18 @@ impl BatchProcessor {
                 .clamp(1, config.max_queue_size.max(1)),
             ..config
         };
+        let shards = shard_count();
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                queue: Vec::with_capacity(config.max_export_batch_size),
-                ..State::default()
-            }),
+            shards: (0..shards).map(|_| Shard::default()).collect(),
+            pool: Pool {
+                free: AtomicUsize::new(config.max_queue_size),
+                reported: AtomicUsize::new(0),
+            },
+            shutdown: AtomicBool::new(false),
+            state: Mutex::new(State::default()),
             wake: Condvar::new(),
             done: Condvar::new(),
-            stats: Arc::new(ExportStats::default()),
+            stats: Arc::new(ExportStats::with_shards(shards)),
         });
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), BuildError>>(1);
         let worker_shared = Arc::clone(&shared);
@@ -283,7 +423,9 @@ impl BatchProcessor {
                             rt,
                             exporter,
                             config,
-                            taken: Vec::with_capacity(config.max_export_batch_size),
+                            taken: (0..shards).map(|_| Vec::new()).collect(),
+                            keep_capacity: (config.max_queue_size / shards)
+                                .max(config.max_export_batch_size),
                             reporter: Reporter::default(),
                         }
                         .run();
@@ -299,6 +441,8 @@ impl BatchProcessor {
                 shared,
                 worker: Mutex::new(Some(handle)),
                 config,
+                // At most an eighth of the queue reserved and unused across the shards.
+                chunk: (config.max_queue_size / (8 * shards)).clamp(1, 64),
             }),
             Ok(Err(e)) => {
                 let _ = handle.join();
@@ -321,6 +465,30 @@ impl BatchProcessor {
     /// The settings in force.
     pub fn config(&self) -> &BatchConfig {
         &self.config
+    }
+
+    /// Reserves up to `chunk` queue slots for `shard`, whose reserved slots are all filled,
+    /// and reports the spans it queued since it last did. Returns the slots reserved (none when
+    /// the queue is full) and whether the worker should be woken: the reported spans now make a
+    /// batch, or these were the queue's last free slots (with a batch as large as the queue,
+    /// spread over the shards, the first alone could wait for the timer).
+    fn reserve(&self, shard: &mut ShardState) -> (usize, bool) {
+        let pool = &self.shared.pool;
+        let batch = self.config.max_export_batch_size;
+        let reported = std::mem::take(&mut shard.unreported);
+        // (Nothing to report when the queue was full: no write to the shared line.)
+        let batch_waiting = reported > 0 && {
+            let before = pool.reported.fetch_add(reported, Ordering::Relaxed);
+            before < batch && before + reported >= batch
+        };
+        match pool
+            .free
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |free| {
+                (free > 0).then(|| free - free.min(self.chunk))
+            }) {
+            Ok(free) => (free.min(self.chunk), batch_waiting || free <= self.chunk),
+            Err(_) => (0, batch_waiting),
+        }
     }
 
     fn wait_until(
@@ -353,19 +521,29 @@ impl SpanProcessor for BatchProcessor {
         if !span.span_context.is_sampled() {
             return;
         }
-        let stats = &self.shared.stats;
-        let mut state = self.shared.lock();
-        if state.shutdown || state.queue.len() + state.in_flight >= self.config.max_queue_size {
-            drop(state);
-            stats.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
+        let shared = &*self.shared;
+        let index = shard_index(shared.shards.len());
+        let counters = &shared.stats.shards[index];
+        let mut shard = shared.shards[index].lock();
+        let mut wake = false;
+        if shard.reserved == 0 {
+            let (reserved, batch_waiting) = self.reserve(&mut shard);
+            wake = batch_waiting;
+            shard.reserved = reserved;
         }
-        state.queue.push(span);
-        let batch_ready = state.queue.len() == self.config.max_export_batch_size;
-        drop(state);
-        stats.queued.fetch_add(1, Ordering::Relaxed);
-        if batch_ready {
-            self.shared.wake.notify_one();
+        if shard.reserved == 0 || shared.shutdown.load(Ordering::Acquire) {
+            drop(shard);
+            counters.dropped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            shard.reserved -= 1;
+            shard.unreported += 1;
+            shard.spans.push(span);
+            wake |= shard.spans.len() == self.config.max_export_batch_size;
+            drop(shard);
+            counters.queued.fetch_add(1, Ordering::Relaxed);
+        }
+        if wake {
+            shared.batch_ready();
         }
     }
 
@@ -387,8 +565,7 @@ impl SpanProcessor for BatchProcessor {
         if state.shutdown {
             return Err(OTelSdkError::AlreadyShutdown);
         }
-        state.shutdown = true;
-        self.shared.wake.notify_one();
+        self.shared.begin_shutdown(&mut state);
         self.wait_until(state, timeout, |s| s.stopped)?;
         let handle = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(handle) = handle {
@@ -408,8 +585,7 @@ impl Drop for BatchProcessor {
         // blocking the dropping thread (what is queued is still exported).
         let mut state = self.shared.lock();
         if !state.shutdown {
-            state.shutdown = true;
-            self.shared.wake.notify_one();
+            self.shared.begin_shutdown(&mut state);
         }
     }
 }
@@ -461,8 +637,12 @@ struct Worker<E> {
     rt: tokio::runtime::Runtime,
     exporter: E,
     config: BatchConfig,
-    /// The spans taken from the queue, swapped with it (empty, capacity kept) under the lock.
-    taken: Vec<SpanData>,
+    /// The spans taken from each shard: its vector, swapped with this one (empty, its capacity
+    /// kept) under the shard's lock.
+    taken: Vec<Vec<SpanData>>,
+    /// Capacity a vector keeps once exported (a shard that once held the whole queue does not
+    /// keep room for it).
+    keep_capacity: usize,
     reporter: Reporter,
 }
 
@@ -475,10 +655,7 @@ impl<E: SpanExporter> Worker<E> {
             let mut state = self.shared.lock();
             loop {
                 let flushing = state.flush_requested > state.flush_done;
-                if state.shutdown
-                    || flushing
-                    || state.queue.len() >= self.config.max_export_batch_size
-                {
+                if state.shutdown || flushing || state.batch_ready {
                     break;
                 }
                 let now = Instant::now();
@@ -497,23 +674,12 @@ impl<E: SpanExporter> Worker<E> {
             }
             let flush_generation = state.flush_requested;
             let drain_all = state.shutdown || flush_generation > state.flush_done;
-            // Everything queued is taken at once (and exported in batches): O(1) under the
-            // lock, and both vectors keep their capacity.
-            std::mem::swap(&mut state.queue, &mut self.taken);
-            state.in_flight = self.taken.len();
+            state.batch_ready = false;
             let shutdown = state.shutdown;
             drop(state);
 
-            let exported_any = !self.taken.is_empty();
-            while !self.taken.is_empty() {
-                let n = self.taken.len().min(self.config.max_export_batch_size);
-                let batch: Vec<SpanData> = self.taken.drain(..n).collect();
-                self.export(batch);
-                self.shared.lock().in_flight -= n;
-                // Between batches too: a long backlog to a failing collector is reported
-                // while it lasts.
-                self.reporter.report(&self.shared.stats, false);
-            }
+            let exported_any = self.take() > 0;
+            self.export_taken();
             if exported_any {
                 // Lets waiters (tests, `wait_for_export`) observe progress without polling.
                 self.shared.done.notify_all();
@@ -540,6 +706,57 @@ impl<E: SpanExporter> Worker<E> {
                 self.shared.done.notify_all();
             }
         }
+    }
+
+    /// Takes every shard's spans (a swap of vectors under each shard's lock) and the slots
+    /// the shards reserved and did not fill. Returns the spans taken.
+    fn take(&mut self) -> usize {
+        let (mut taken, mut unused, mut reported) = (0, 0, 0);
+        for (shard, spans) in self.shared.shards.iter().zip(&mut self.taken) {
+            let mut shard = shard.lock();
+            std::mem::swap(&mut shard.spans, spans);
+            unused += std::mem::take(&mut shard.reserved);
+            reported += spans.len() - std::mem::take(&mut shard.unreported);
+            taken += spans.len();
+        }
+        let pool = &self.shared.pool;
+        pool.free.fetch_add(unused, Ordering::Relaxed);
+        pool.reported.fetch_sub(reported, Ordering::Relaxed);
+        taken
+    }
+
+    /// Exports what [`Worker::take`] took, in batches; each batch's slots are free again once
+    /// it is exported (or failed).
+    fn export_taken(&mut self) {
+        let mut taken = std::mem::take(&mut self.taken);
+        let size = self.config.max_export_batch_size;
+        let mut left: usize = taken.iter().map(Vec::len).sum();
+        let mut batch = Vec::with_capacity(left.min(size));
+        for spans in &mut taken {
+            while !spans.is_empty() {
+                let n = (size - batch.len()).min(spans.len());
+                batch.extend(spans.drain(..n));
+                if batch.len() == size {
+                    left -= size;
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(left.min(size)));
+                    self.export_batch(full);
+                }
+            }
+            spans.shrink_to(self.keep_capacity);
+        }
+        if !batch.is_empty() {
+            self.export_batch(batch);
+        }
+        self.taken = taken;
+    }
+
+    fn export_batch(&mut self, batch: Vec<SpanData>) {
+        let n = batch.len();
+        self.export(batch);
+        self.shared.pool.free.fetch_add(n, Ordering::Relaxed);
+        // Between batches too: a long backlog to a failing collector is reported while it
+        // lasts.
+        self.reporter.report(&self.shared.stats, false);
     }
 
     fn export(&mut self, batch: Vec<SpanData>) {
@@ -654,42 +871,140 @@ mod tests {
         for _ in 0..4 {
             tracer.in_span("s", |_| {});
         }
-        // Wait on the worker's signal (it notifies `done` after each export), bounded.
+        wait_for_exported(&shared, 4);
+        assert_eq!(exporter.get_finished_spans().unwrap().len(), 4);
+        provider.shutdown().unwrap();
+    }
+
+    #[test]
+    fn spans_from_many_threads_are_all_exported() {
+        let exporter = InMemorySpanExporter::default();
+        let config = BatchConfig {
+            max_queue_size: 16_384,
+            ..BatchConfig::default()
+        };
+        let processor = BatchProcessor::new(exporter.clone(), config).unwrap();
+        let stats = processor.stats();
+        let provider = provider(processor);
+        end_spans_on_threads(&provider, 8, 1_000);
+        provider.force_flush().unwrap();
+        // 8,000 spans never exceed the queue less what the shards may hold unused.
+        assert_eq!(
+            (stats.queued(), stats.dropped(), stats.exported()),
+            (8_000, 0, 8_000)
+        );
+        assert_eq!(exporter.get_finished_spans().unwrap().len(), 8_000);
+        provider.shutdown().unwrap();
+    }
+
+    #[test]
+    fn the_queue_bounds_the_spans_of_all_threads() {
+        let gate = Gate::closed();
+        let config = BatchConfig {
+            max_queue_size: 64,
+            max_export_batch_size: 8,
+            ..BatchConfig::default()
+        };
+        let processor = BatchProcessor::new(gate.clone(), config).unwrap();
+        let stats = processor.stats();
+        let provider = provider(processor);
+        end_spans_on_threads(&provider, 4, 500);
+        // The exporter holds its first batch: at most 64 spans are held in all, and at most an
+        // eighth of the queue can sit reserved and unused in the shards.
+        let queued = stats.queued();
+        assert!((56..=64).contains(&queued), "{stats:?}");
+        assert_eq!(queued + stats.dropped(), 2_000, "{stats:?}");
+        gate.open();
+        provider.force_flush().unwrap();
+        assert_eq!(gate.1.get_finished_spans().unwrap().len() as u64, queued);
+        provider.shutdown().unwrap();
+    }
+
+    #[test]
+    fn a_batch_as_large_as_the_queue_is_exported_when_the_queue_fills() {
+        let exporter = InMemorySpanExporter::default();
+        let config = BatchConfig {
+            max_queue_size: 16,
+            max_export_batch_size: 16,
+            scheduled_delay: Duration::from_secs(3600),
+            ..BatchConfig::default()
+        };
+        let processor = BatchProcessor::new(exporter.clone(), config).unwrap();
+        let shared = Arc::clone(&processor.shared);
+        let provider = provider(processor);
+        // Spread over the shards, no shard holds a batch: the last free slot wakes the worker.
+        end_spans_on_threads(&provider, 4, 4);
+        wait_for_exported(&shared, 16);
+        assert_eq!(exporter.get_finished_spans().unwrap().len(), 16);
+        provider.shutdown().unwrap();
+    }
+
+    /// An exporter that blocks until released, so the queue fills up.
+    #[derive(Debug, Clone)]
+    struct Gate(Arc<(Mutex<bool>, Condvar)>, InMemorySpanExporter);
+
+    impl Gate {
+        fn closed() -> Self {
+            Gate(
+                Arc::new((Mutex::new(false), Condvar::new())),
+                InMemorySpanExporter::default(),
+            )
+        }
+
+        fn open(&self) {
+            let (lock, cv) = &*self.0;
+            *lock.lock().unwrap() = true;
+            cv.notify_all();
+        }
+    }
+
+    impl SpanExporter for Gate {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            {
+                let (lock, cv) = &*self.0;
+                let mut open = lock.lock().unwrap();
+                while !*open {
+                    open = cv.wait(open).unwrap();
+                }
+            }
+            self.1.export(batch).await
+        }
+    }
+
+    /// Ends `per_thread` spans on each of `threads` threads at once.
+    fn end_spans_on_threads(provider: &SdkTracerProvider, threads: usize, per_thread: usize) {
+        let start = std::sync::Barrier::new(threads);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                let tracer = provider.tracer("test");
+                let start = &start;
+                s.spawn(move || {
+                    start.wait();
+                    for _ in 0..per_thread {
+                        tracer.in_span("s", |_| {});
+                    }
+                });
+            }
+        });
+    }
+
+    /// Waits on the worker's signal (it notifies `done` after each export) until `exported`
+    /// spans were exported, for at most ten seconds.
+    fn wait_for_exported(shared: &Shared, exported: u64) {
         let mut state = shared.lock();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while shared.stats.exported() < 4 && Instant::now() < deadline {
+        while shared.stats.exported() < exported && Instant::now() < deadline {
             state = shared
                 .done
                 .wait_timeout(state, Duration::from_millis(100))
                 .unwrap()
                 .0;
         }
-        drop(state);
-        assert_eq!(exporter.get_finished_spans().unwrap().len(), 4);
-        provider.shutdown().unwrap();
     }
 
     #[test]
     fn a_full_queue_drops_and_counts() {
-        /// An exporter that blocks until released, so the queue fills up.
-        #[derive(Debug, Clone)]
-        struct Gate(Arc<(Mutex<bool>, Condvar)>, InMemorySpanExporter);
-        impl SpanExporter for Gate {
-            async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-                {
-                    let (lock, cv) = &*self.0;
-                    let mut open = lock.lock().unwrap();
-                    while !*open {
-                        open = cv.wait(open).unwrap();
-                    }
-                }
-                self.1.export(batch).await
-            }
-        }
-        let gate = Gate(
-            Arc::new((Mutex::new(false), Condvar::new())),
-            InMemorySpanExporter::default(),
-        );
+        let gate = Gate::closed();
         let config = BatchConfig {
             max_queue_size: 8,
             max_export_batch_size: 2,
@@ -705,11 +1020,7 @@ mod tests {
         // At most 8 spans are held, waiting or being exported.
         assert_eq!(stats.dropped(), 100 - 8, "queued {}", stats.queued());
         assert_eq!(stats.queued() + stats.dropped(), 100);
-        {
-            let (lock, cv) = &*gate.0;
-            *lock.lock().unwrap() = true;
-            cv.notify_all();
-        }
+        gate.open();
         provider.force_flush().unwrap();
         assert_eq!(
             gate.1.get_finished_spans().unwrap().len() as u64,
