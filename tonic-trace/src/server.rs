@@ -37,12 +37,13 @@ use tower::{Layer, Service};
 use tower_trace::body::TracedBody;
 use tracing_core_lite::capture::Direction;
 use tracing_core_lite::filter::{Filter, RequestHead};
-use tracing_core_lite::propagation::extract_headers;
+use tracing_core_lite::propagation::{
+    Extracted, extract_headers, extract_headers_following_sampling,
+};
 use tracing_core_lite::recipe::grpc::{MessageType, rpc_span};
 use tracing_core_lite::recipe::{
     SemconvStability, Side, SpanRecipe, ip_value, push_server_address,
 };
-use tracing_core_lite::sampling::{is_unsampled, unsampled_context};
 use tracing_core_lite::{Propagators, TracerSource};
 
 use crate::future::{Pending, ResponseFuture};
@@ -197,23 +198,26 @@ where
     fn call(&mut self, req: Request<tonic::body::Body>) -> Self::Future {
         let config = &self.config;
         let settings = &config.settings;
-        let extracted = extract_headers(config.propagators.as_ref(), req.headers());
         if !config.filter.should_trace(&RequestHead::from_request(&req)) {
             // An untraced call still runs under the caller's context, unless the endpoint is
             // public: its context and baggage are not to be trusted, traced or not.
             let cx = if config.public_endpoint {
                 Context::new()
             } else {
-                extracted
+                extract_headers(config.propagators.as_ref(), req.headers())
             };
             return self.call_with(req, cx, None, None);
         }
-        if !config.public_endpoint && config.tracer.is_parent_based() && is_unsampled(&extracted) {
-            // The caller did not sample and the sampler follows it: the span would not be
-            // recorded, so it is not built; the caller's trace goes on, not sampled.
-            let cx = unsampled_context(&extracted);
-            return self.call_with(req, cx, None, None);
-        }
+        let extracted = if !config.public_endpoint && config.tracer.is_parent_based() {
+            match extract_headers_following_sampling(config.propagators.as_ref(), req.headers()) {
+                Extracted::Caller(cx) => cx,
+                // The caller did not sample and the sampler follows it: the span would not be
+                // recorded, so it is not built; the caller's trace goes on, not sampled.
+                Extracted::UnsampledChild(cx) => return self.call_with(req, cx, None, None),
+            }
+        } else {
+            extract_headers(config.propagators.as_ref(), req.headers())
+        };
         let path = req.uri().path();
         let mut recipe = call_recipe(Side::Server, path, settings.stability);
         match req.uri().authority() {

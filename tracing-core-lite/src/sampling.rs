@@ -7,21 +7,25 @@ use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 /// A context for a request that must not be recorded: the parent's trace, or a new one, with
 /// the not-sampled flag, so that the calls made under it carry "not sampled" downstream.
 pub fn unsampled_context(parent: &Context) -> Context {
-    let span = parent.span();
-    let sc = span.span_context();
+    parent.with_remote_span_context(unsampled_child(parent.span().span_context()))
+}
+
+/// The span context of a child of `parent` that is not recorded: the parent's trace and trace
+/// state (a new trace if `parent` is not valid), a new span id, not sampled.
+pub(crate) fn unsampled_child(parent: &SpanContext) -> SpanContext {
     let ids = RandomIdGenerator::default();
-    let (trace_id, trace_state) = if sc.is_valid() {
-        (sc.trace_id(), sc.trace_state().clone())
+    let (trace_id, trace_state) = if parent.is_valid() {
+        (parent.trace_id(), parent.trace_state().clone())
     } else {
         (ids.new_trace_id(), TraceState::NONE)
     };
-    parent.with_remote_span_context(SpanContext::new(
+    SpanContext::new(
         trace_id,
         ids.new_span_id(),
         TraceFlags::NOT_SAMPLED,
         true,
         trace_state,
-    ))
+    )
 }
 
 /// Whether `cx` holds a valid span context that is not sampled: under a parent-based sampler,

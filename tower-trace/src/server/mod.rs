@@ -41,11 +41,11 @@ use opentelemetry::Context;
 use opentelemetry::trace::{Link, TraceContextExt};
 use tower::Service;
 use tracing_core_lite::capture::Direction;
-use tracing_core_lite::propagation::extract_headers;
-use tracing_core_lite::recipe::http::{ServerRequest, server_span};
-use tracing_core_lite::sampling::{
-    is_unsampled, random_trace_id, trace_id_in_ratio, unsampled_context,
+use tracing_core_lite::propagation::{
+    Extracted, extract_headers, extract_headers_following_sampling,
 };
+use tracing_core_lite::recipe::http::{ServerRequest, server_span};
+use tracing_core_lite::sampling::{random_trace_id, trace_id_in_ratio, unsampled_context};
 
 pub use layer::{RequestView, Sampling, ServerLayer};
 
@@ -116,22 +116,29 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let config = &self.config;
-        let extracted = extract_headers(config.propagators.as_ref(), req.headers());
         let view = RequestView::new(&req);
         let public = config.public_endpoint.as_ref().is_some_and(|f| f(&view));
         if !config.filter.should_trace(&view.head()) {
             // An untraced request still runs under the caller's context, unless the endpoint
             // is public: its context and baggage are not to be trusted, traced or not.
-            let cx = if public { Context::new() } else { extracted };
+            let cx = if public {
+                Context::new()
+            } else {
+                extract_headers(config.propagators.as_ref(), req.headers())
+            };
             return self.call_with(req, cx, None, None);
         }
-        if !public && config.tracer.is_parent_based() && is_unsampled(&extracted) {
-            // The caller did not sample and the sampler follows it: the span would not be
-            // recorded whatever its attributes or the sampling hook, so it is not built. The
-            // caller's trace goes on, not sampled, as the SDK would carry it.
-            let cx = unsampled_context(&extracted);
-            return self.call_with(req, cx, None, None);
-        }
+        let extracted = if !public && config.tracer.is_parent_based() {
+            match extract_headers_following_sampling(config.propagators.as_ref(), req.headers()) {
+                Extracted::Caller(cx) => cx,
+                // The caller did not sample and the sampler follows it: the span would not be
+                // recorded whatever its attributes or the sampling hook, so it is not built.
+                // The caller's trace goes on, not sampled, as the SDK would carry it.
+                Extracted::UnsampledChild(cx) => return self.call_with(req, cx, None, None),
+            }
+        } else {
+            extract_headers(config.propagators.as_ref(), req.headers())
+        };
         let route = config.route.as_ref().and_then(|f| f(&view));
         let mut recipe = server_span(
             &ServerRequest::new(&req)

@@ -62,6 +62,7 @@ pub use trace_context::TraceContextPropagator;
 use trace_context::TraceHeaders;
 
 use crate::error::ConfigError;
+use crate::sampling::{is_unsampled, unsampled_child, unsampled_context};
 
 /// The environment variable that selects the propagators.
 pub const OTEL_PROPAGATORS: &str = "OTEL_PROPAGATORS";
@@ -254,6 +255,19 @@ impl Propagators {
     /// Trace Context reads its headers directly (no header-name parsing, no allocation but the
     /// context's), and an absent `baggage` header costs one lookup.
     pub fn extract_headers(&self, headers: &http::HeaderMap) -> Context {
+        match self.extract_headers_as(headers, false) {
+            Extracted::Caller(cx) | Extracted::UnsampledChild(cx) => cx,
+        }
+    }
+
+    /// [`Propagators::extract_headers`] for a server whose sampler follows its caller's
+    /// decision: when the caller did not sample, the context of the child that will not be
+    /// recorded, made in one step (see [`Extracted`]).
+    pub fn extract_headers_following_sampling(&self, headers: &http::HeaderMap) -> Extracted {
+        self.extract_headers_as(headers, true)
+    }
+
+    fn extract_headers_as(&self, headers: &http::HeaderMap, follow_sampling: bool) -> Extracted {
         Context::map_current(|cx| {
             // The usual configuration (`tracecontext` alone or with `baggage`) and no baggage:
             // what the composite's loop below returns, without it.
@@ -264,13 +278,20 @@ impl Propagators {
                 }
                 _ => None,
             };
-            if let Some(found) = trace_context_only {
-                return match TraceContextPropagator::extract_found(&found, headers) {
+            let extracted = match trace_context_only {
+                Some(found) => match TraceContextPropagator::extract_found(&found, headers) {
+                    // Straight to the child's context: no context for the caller's span.
+                    Some(sc) if follow_sampling && !sc.is_sampled() => {
+                        return Extracted::UnsampledChild(
+                            cx.with_remote_span_context(unsampled_child(&sc)),
+                        );
+                    }
                     Some(sc) => cx.with_remote_span_context(sc),
                     None => cx.clone(),
-                };
-            }
-            self.extract_from(cx, Some(headers), &HeaderExtractor(headers))
+                },
+                None => self.extract_from(cx, Some(headers), &HeaderExtractor(headers)),
+            };
+            Extracted::new(extracted, follow_sampling)
         })
     }
 
@@ -364,6 +385,45 @@ pub fn extract_headers(propagators: Option<&Propagators>, headers: &http::Header
         None => opentelemetry::global::get_text_map_propagator(|p| match INSTALLED.get() {
             Some(ours) if ours.is(p) => ours.extract_headers(headers),
             _ => p.extract(&HeaderExtractor(headers)),
+        }),
+    }
+}
+
+/// What a server extracted from a request's headers ([`extract_headers_following_sampling`]).
+#[derive(Debug)]
+pub enum Extracted {
+    /// The caller's context (the current context if the headers name no valid caller): the
+    /// parent of the server's span.
+    Caller(Context),
+    /// The caller did not sample, and the server's sampler follows it: the context of the
+    /// server's span, which is not recorded (the caller's trace and trace state, a new span
+    /// id, not sampled, the caller's baggage), what [`crate::sampling::unsampled_context`]
+    /// makes of the caller's context.
+    UnsampledChild(Context),
+}
+
+impl Extracted {
+    fn new(caller: Context, follow_sampling: bool) -> Self {
+        if follow_sampling && is_unsampled(&caller) {
+            Extracted::UnsampledChild(unsampled_context(&caller))
+        } else {
+            Extracted::Caller(caller)
+        }
+    }
+}
+
+/// [`extract_headers`] for a server whose sampler follows its caller's decision (see
+/// [`Extracted`]). With the W3C Trace Context fast path of [`Propagators::extract_headers`], an
+/// unsampled caller's context is never made, only its child's.
+pub fn extract_headers_following_sampling(
+    propagators: Option<&Propagators>,
+    headers: &http::HeaderMap,
+) -> Extracted {
+    match propagators {
+        Some(p) => p.extract_headers_following_sampling(headers),
+        None => opentelemetry::global::get_text_map_propagator(|p| match INSTALLED.get() {
+            Some(ours) if ours.is(p) => ours.extract_headers_following_sampling(headers),
+            _ => Extracted::new(p.extract(&HeaderExtractor(headers)), true),
         }),
     }
 }
@@ -485,6 +545,68 @@ mod tests {
 
     fn trace_id(cx: &Context) -> String {
         cx.span().span_context().trace_id().to_string()
+    }
+
+    #[test]
+    fn a_server_following_sampling_gets_the_child_of_an_unsampled_caller() {
+        const UNSAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = http::HeaderMap::new();
+            for (k, v) in pairs {
+                map.append(*k, http::HeaderValue::from_static(v));
+            }
+            map
+        };
+        let ours = Propagators::default();
+        let sdk = opentelemetry_sdk::propagation::TraceContextPropagator::new();
+        // The fast path (no baggage), the composite's loop (baggage), and another propagator
+        // through its interface: the same child.
+        for pairs in [
+            &[("traceparent", UNSAMPLED), ("tracestate", "k=v")][..],
+            &[
+                ("traceparent", UNSAMPLED),
+                ("tracestate", "k=v"),
+                ("baggage", "user=alice"),
+            ],
+        ] {
+            let map = headers(pairs);
+            let caller = ours.extract_headers(&map);
+            let mut found = vec![ours.extract_headers_following_sampling(&map)];
+            found.push(Extracted::new(
+                sdk.extract(&opentelemetry_http::HeaderExtractor(&map)),
+                true,
+            ));
+            for extracted in found {
+                let Extracted::UnsampledChild(child) = extracted else {
+                    panic!("{pairs:?}: not the child");
+                };
+                let (sc, parent) = (child.span().span_context().clone(), caller.span());
+                assert!(sc.is_valid() && !sc.is_sampled() && sc.is_remote(), "{pairs:?}");
+                assert_eq!(sc.trace_id(), parent.span_context().trace_id());
+                assert_ne!(sc.span_id(), parent.span_context().span_id());
+                assert_eq!(sc.trace_state().get("k"), Some("v"));
+            }
+            let Extracted::UnsampledChild(child) = ours.extract_headers_following_sampling(&map)
+            else {
+                unreachable!()
+            };
+            assert_eq!(caller.baggage().get("user").is_some(), pairs.len() == 3);
+            assert_eq!(
+                child.baggage().get("user").map(|v| v.to_string()),
+                caller.baggage().get("user").map(|v| v.to_string()),
+            );
+        }
+        // A sampled caller, or none: the caller's context, as `extract_headers` gives it.
+        for pairs in [&[W3C][..], &[]] {
+            let map = headers(pairs);
+            let Extracted::Caller(cx) = ours.extract_headers_following_sampling(&map) else {
+                panic!("{pairs:?}: not the caller");
+            };
+            assert_eq!(
+                cx.span().span_context(),
+                ours.extract_headers(&map).span().span_context()
+            );
+        }
     }
 
     #[test]

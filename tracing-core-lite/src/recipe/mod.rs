@@ -334,7 +334,13 @@ mod tests {
             }
         }
         assert_eq!(checked, 9_331);
-        for s in ["user:pw@[::1]:8080", "[fe80::1%25eth0]:443", "h:+80", "h:65536", "a@b@c:1"] {
+        for s in [
+            "user:pw@[::1]:8080",
+            "[fe80::1%25eth0]:443",
+            "h:+80",
+            "h:65536",
+            "a@b@c:1",
+        ] {
             assert_eq!(split_authority(s), split_authority_reference(s), "{s:?}");
         }
     }
