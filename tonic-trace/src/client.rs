@@ -32,6 +32,7 @@ use opentelemetry::Context;
 use opentelemetry::trace::TraceContextExt;
 use tower::{Layer, Service};
 use tower_trace::body::TracedBody;
+use tracing_core_lite::Parent;
 use tracing_core_lite::capture::Direction;
 use tracing_core_lite::propagation::inject_headers;
 use tracing_core_lite::recipe::Side;
@@ -177,7 +178,9 @@ where
                     .attributes(Direction::Request, &parts.headers),
             );
         }
-        let cx = config.tracer.start_recipe(recipe, Vec::new(), &parent);
+        let cx = config
+            .tracer
+            .start_recipe(recipe, Vec::new(), &Parent::context(parent));
         inject_headers(config.propagators.as_ref(), &cx, &mut parts.headers);
         if !cx.span().is_recording() {
             // The sampler dropped it: nothing to record.

@@ -35,6 +35,7 @@ use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute as semconv;
 use tower::{Layer, Service};
 use tower_trace::body::TracedBody;
+use tracing_core_lite::Parent;
 use tracing_core_lite::capture::Direction;
 use tracing_core_lite::filter::{Filter, RequestHead};
 use tracing_core_lite::propagation::{
@@ -210,13 +211,13 @@ where
         }
         let extracted = if !config.public_endpoint && config.tracer.is_parent_based() {
             match extract_headers_following_sampling(config.propagators.as_ref(), req.headers()) {
-                Extracted::Caller(cx) => cx,
+                Extracted::Caller(parent) => parent,
                 // The caller did not sample and the sampler follows it: the span would not be
                 // recorded, so it is not built; the caller's trace goes on, not sampled.
                 Extracted::UnsampledChild(cx) => return self.call_with(req, cx, None, None),
             }
         } else {
-            extract_headers(config.propagators.as_ref(), req.headers())
+            Parent::context(extract_headers(config.propagators.as_ref(), req.headers()))
         };
         let path = req.uri().path();
         let mut recipe = call_recipe(Side::Server, path, settings.stability);
@@ -245,13 +246,13 @@ where
             );
         }
         let (parent, links) = if config.public_endpoint {
-            let caller = extracted.span().span_context().clone();
+            let caller = extracted.span_context();
             let links = if caller.is_valid() {
                 vec![Link::with_context(caller)]
             } else {
                 Vec::new()
             };
-            (Context::new(), links)
+            (Parent::context(Context::new()), links)
         } else {
             (extracted, Vec::new())
         };

@@ -44,4 +44,4 @@ pub mod tracer;
 pub use error::ConfigError;
 pub use pipeline::{Pipeline, PipelineError, PipelineGuard};
 pub use propagation::Propagators;
-pub use tracer::TracerSource;
+pub use tracer::{Parent, TracerSource};

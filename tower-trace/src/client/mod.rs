@@ -19,6 +19,7 @@ use http_body::Body;
 use opentelemetry::Context;
 use opentelemetry::trace::TraceContextExt;
 use tower::Service;
+use tracing_core_lite::Parent;
 use tracing_core_lite::capture::Direction;
 use tracing_core_lite::propagation::inject_headers;
 use tracing_core_lite::recipe::http::client_span;
@@ -96,7 +97,9 @@ pub(crate) fn start_client_span(
             .attributes
             .extend(config.headers.attributes(Direction::Request, headers));
     }
-    let cx = config.tracer.start_recipe(recipe, Vec::new(), &parent);
+    let cx = config
+        .tracer
+        .start_recipe(recipe, Vec::new(), &Parent::context(parent));
     inject_headers(config.propagators.as_ref(), &cx, headers);
     cx
 }

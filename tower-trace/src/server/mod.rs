@@ -40,6 +40,7 @@ use http_body::Body;
 use opentelemetry::Context;
 use opentelemetry::trace::{Link, TraceContextExt};
 use tower::Service;
+use tracing_core_lite::Parent;
 use tracing_core_lite::capture::Direction;
 use tracing_core_lite::propagation::{
     Extracted, extract_headers, extract_headers_following_sampling,
@@ -130,14 +131,14 @@ where
         }
         let extracted = if !public && config.tracer.is_parent_based() {
             match extract_headers_following_sampling(config.propagators.as_ref(), req.headers()) {
-                Extracted::Caller(cx) => cx,
+                Extracted::Caller(parent) => parent,
                 // The caller did not sample and the sampler follows it: the span would not be
                 // recorded whatever its attributes or the sampling hook, so it is not built.
                 // The caller's trace goes on, not sampled, as the SDK would carry it.
                 Extracted::UnsampledChild(cx) => return self.call_with(req, cx, None, None),
             }
         } else {
-            extract_headers(config.propagators.as_ref(), req.headers())
+            Parent::context(extract_headers(config.propagators.as_ref(), req.headers()))
         };
         let route = config.route.as_ref().and_then(|f| f(&view));
         let mut recipe = server_span(
@@ -161,13 +162,13 @@ where
         drop(route);
 
         let (parent, links) = if public {
-            let caller = extracted.span().span_context().clone();
+            let caller = extracted.span_context();
             let links = if caller.is_valid() {
                 vec![Link::with_context(caller)]
             } else {
                 Vec::new()
             };
-            (Context::new(), links)
+            (Parent::context(Context::new()), links)
         } else {
             (extracted, Vec::new())
         };
@@ -175,7 +176,7 @@ where
             None | Some(Sampling::Default) => false,
             Some(Sampling::Drop) => true,
             Some(Sampling::Ratio(ratio)) => {
-                let sc = parent.span().span_context().clone();
+                let sc = parent.span_context();
                 let coin = if sc.is_valid() {
                     sc.trace_id()
                 } else {
@@ -185,7 +186,7 @@ where
             }
         };
         if drop_it {
-            let cx = unsampled_context(&parent);
+            let cx = unsampled_context(&parent.into_context());
             return self.call_with(req, cx, None, None);
         }
         let cx = config.tracer.start_recipe(recipe, links, &parent);

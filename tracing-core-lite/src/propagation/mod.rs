@@ -63,6 +63,7 @@ use trace_context::TraceHeaders;
 
 use crate::error::ConfigError;
 use crate::sampling::{is_unsampled, unsampled_child, unsampled_context};
+use crate::tracer::Parent;
 
 /// The environment variable that selects the propagators.
 pub const OTEL_PROPAGATORS: &str = "OTEL_PROPAGATORS";
@@ -256,7 +257,8 @@ impl Propagators {
     /// context's), and an absent `baggage` header costs one lookup.
     pub fn extract_headers(&self, headers: &http::HeaderMap) -> Context {
         match self.extract_headers_as(headers, false) {
-            Extracted::Caller(cx) | Extracted::UnsampledChild(cx) => cx,
+            Extracted::Caller(parent) => parent.into_context(),
+            Extracted::UnsampledChild(cx) => cx,
         }
     }
 
@@ -278,20 +280,21 @@ impl Propagators {
                 }
                 _ => None,
             };
-            let extracted = match trace_context_only {
+            match trace_context_only {
+                // No context for the caller's span: its child's is made from the caller's span
+                // context directly.
                 Some(found) => match TraceContextPropagator::extract_found(&found, headers) {
-                    // Straight to the child's context: no context for the caller's span.
                     Some(sc) if follow_sampling && !sc.is_sampled() => {
-                        return Extracted::UnsampledChild(
-                            cx.with_remote_span_context(unsampled_child(&sc)),
-                        );
+                        Extracted::UnsampledChild(cx.with_remote_span_context(unsampled_child(&sc)))
                     }
-                    Some(sc) => cx.with_remote_span_context(sc),
-                    None => cx.clone(),
+                    Some(sc) => Extracted::Caller(Parent::caller(cx.clone(), sc)),
+                    None => Extracted::Caller(Parent::context(cx.clone())),
                 },
-                None => self.extract_from(cx, Some(headers), &HeaderExtractor(headers)),
-            };
-            Extracted::new(extracted, follow_sampling)
+                None => Extracted::new(
+                    self.extract_from(cx, Some(headers), &HeaderExtractor(headers)),
+                    follow_sampling,
+                ),
+            }
         })
     }
 
@@ -392,9 +395,9 @@ pub fn extract_headers(propagators: Option<&Propagators>, headers: &http::Header
 /// What a server extracted from a request's headers ([`extract_headers_following_sampling`]).
 #[derive(Debug)]
 pub enum Extracted {
-    /// The caller's context (the current context if the headers name no valid caller): the
+    /// The caller (none: the current context if the headers name no valid caller): the
     /// parent of the server's span.
-    Caller(Context),
+    Caller(Parent),
     /// The caller did not sample, and the server's sampler follows it: the context of the
     /// server's span, which is not recorded (the caller's trace and trace state, a new span
     /// id, not sampled, the caller's baggage), what [`crate::sampling::unsampled_context`]
@@ -407,7 +410,7 @@ impl Extracted {
         if follow_sampling && is_unsampled(&caller) {
             Extracted::UnsampledChild(unsampled_context(&caller))
         } else {
-            Extracted::Caller(caller)
+            Extracted::Caller(Parent::context(caller))
         }
     }
 }
@@ -581,7 +584,10 @@ mod tests {
                     panic!("{pairs:?}: not the child");
                 };
                 let (sc, parent) = (child.span().span_context().clone(), caller.span());
-                assert!(sc.is_valid() && !sc.is_sampled() && sc.is_remote(), "{pairs:?}");
+                assert!(
+                    sc.is_valid() && !sc.is_sampled() && sc.is_remote(),
+                    "{pairs:?}"
+                );
                 assert_eq!(sc.trace_id(), parent.span_context().trace_id());
                 assert_ne!(sc.span_id(), parent.span_context().span_id());
                 assert_eq!(sc.trace_state().get("k"), Some("v"));
@@ -599,12 +605,14 @@ mod tests {
         // A sampled caller, or none: the caller's context, as `extract_headers` gives it.
         for pairs in [&[W3C][..], &[]] {
             let map = headers(pairs);
-            let Extracted::Caller(cx) = ours.extract_headers_following_sampling(&map) else {
+            let Extracted::Caller(parent) = ours.extract_headers_following_sampling(&map) else {
                 panic!("{pairs:?}: not the caller");
             };
+            let cx = ours.extract_headers(&map);
+            assert_eq!(&parent.span_context(), cx.span().span_context());
             assert_eq!(
-                cx.span().span_context(),
-                ours.extract_headers(&map).span().span_context()
+                parent.into_context().span().span_context(),
+                cx.span().span_context()
             );
         }
     }

@@ -8,7 +8,9 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use opentelemetry::global::{self, BoxedTracer};
-use opentelemetry::trace::{Link, SpanBuilder, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::trace::{
+    Link, SpanBuilder, SpanContext, TraceContextExt, Tracer, TracerProvider,
+};
 use opentelemetry::{Context, InstrumentationScope};
 
 use crate::pipeline::INSTRUMENTATION_SCOPE;
@@ -131,9 +133,10 @@ impl TracerSource {
     }
 
     /// Starts a span of `recipe`, with `links`, as a child of `parent`: what
-    /// `self.start(recipe.into_builder().with_links(links), parent)` does, without building a
-    /// span builder for a pipeline's tracer.
-    pub fn start_recipe(&self, recipe: SpanRecipe, links: Vec<Link>, parent: &Context) -> Context {
+    /// `self.start(recipe.into_builder().with_links(links), &parent.to_context())` does,
+    /// without building a span builder (nor, for a caller read from headers, a context for
+    /// the caller's span) for a pipeline's tracer.
+    pub fn start_recipe(&self, recipe: SpanRecipe, links: Vec<Link>, parent: &Parent) -> Context {
         match &*self.source {
             Source::Recorder { recorder, .. } => recorder.start_parts(
                 Parts {
@@ -144,16 +147,71 @@ impl TracerSource {
                     events: None,
                     start_time: None,
                 },
-                parent,
+                &parent.cx,
+                parent.caller.as_ref(),
             ),
             _ => {
                 let mut builder = recipe.into_builder();
                 if !links.is_empty() {
                     builder = builder.with_links(links);
                 }
-                self.start(builder, parent)
+                self.start(builder, &parent.to_context())
             }
         }
+    }
+}
+
+/// The parent of a span that a layer starts: a context, or a context and the span context of
+/// a caller that a server read from the request headers, not yet put into a context of its
+/// own (one that only the span's start would read: an allocation per request).
+#[derive(Clone, Debug)]
+pub struct Parent {
+    cx: Context,
+    caller: Option<SpanContext>,
+}
+
+impl Parent {
+    /// The span of `cx` (none: a root span), in `cx`.
+    pub fn context(cx: Context) -> Self {
+        Parent { cx, caller: None }
+    }
+
+    /// The remote span `caller`, in `cx` (the current context, with the caller's baggage).
+    pub fn caller(cx: Context, caller: SpanContext) -> Self {
+        Parent {
+            cx,
+            caller: Some(caller),
+        }
+    }
+
+    /// The parent span's context (not valid for a root span).
+    pub fn span_context(&self) -> SpanContext {
+        match &self.caller {
+            Some(caller) => caller.clone(),
+            None => self.cx.span().span_context().clone(),
+        }
+    }
+
+    /// The parent as one context: the caller's span in it, if any.
+    pub fn to_context(&self) -> Context {
+        match &self.caller {
+            Some(caller) => self.cx.with_remote_span_context(caller.clone()),
+            None => self.cx.clone(),
+        }
+    }
+
+    /// [`Parent::to_context`], consuming the parent.
+    pub fn into_context(self) -> Context {
+        match self.caller {
+            Some(caller) => self.cx.with_remote_span_context(caller),
+            None => self.cx,
+        }
+    }
+}
+
+impl From<Context> for Parent {
+    fn from(cx: Context) -> Self {
+        Parent::context(cx)
     }
 }
 

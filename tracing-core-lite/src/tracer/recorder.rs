@@ -22,8 +22,8 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{
-    IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, ShouldSample, SpanData, SpanEvents,
-    SpanLimits, SpanLinks, SpanProcessor,
+    IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, SamplingResult, ShouldSample,
+    SpanData, SpanEvents, SpanLimits, SpanLinks, SpanProcessor,
 };
 
 /// Starts spans for a set of span processors, as the SDK's tracer of a provider with that
@@ -80,12 +80,21 @@ impl Recorder {
                 start_time,
             },
             parent,
+            None,
         )
     }
 
     /// [`start`](Self::start) without a span builder: what the layers start (a recipe and
-    /// maybe links) is moved in as it is.
-    pub(crate) fn start_parts(self: &Arc<Self>, parts: Parts, parent: &Context) -> Context {
+    /// maybe links) is moved in as it is. With a `caller`, the parent is that remote span in
+    /// `parent` (whose own span is then not read): what starting under
+    /// `parent.with_remote_span_context(caller)` does, without making that context unless the
+    /// sampler needs it.
+    pub(crate) fn start_parts(
+        self: &Arc<Self>,
+        parts: Parts,
+        parent: &Context,
+        caller: Option<&SpanContext>,
+    ) -> Context {
         let Parts {
             name,
             kind,
@@ -99,15 +108,33 @@ impl Recorder {
         }
         let span_id = self.ids.new_span_id();
         let parent_span = parent.span();
-        let psc = parent_span.span_context();
+        let psc = caller.unwrap_or_else(|| parent_span.span_context());
         let trace_id = if psc.is_valid() {
             psc.trace_id()
         } else {
             self.ids.new_trace_id()
         };
-        let result =
-            self.sampler
-                .should_sample(Some(parent), trace_id, &name, &kind, &attributes, &links);
+        let result = match caller {
+            None => self.sampler.should_sample(
+                Some(parent),
+                trace_id,
+                &name,
+                &kind,
+                &attributes,
+                &links,
+            ),
+            Some(caller) => match self.decide_for_child_of(caller) {
+                Some(result) => result,
+                None => self.sampler.should_sample(
+                    Some(&parent.with_remote_span_context(caller.clone())),
+                    trace_id,
+                    &name,
+                    &kind,
+                    &attributes,
+                    &links,
+                ),
+            },
+        };
         let flags = match result.decision {
             SamplingDecision::Drop => {
                 let sc = SpanContext::new(
@@ -172,6 +199,25 @@ impl Recorder {
             recorder: Arc::clone(self),
         };
         parent.with_span(span)
+    }
+
+    /// The sampler's result for a child of the span `parent`, without a context to hold it,
+    /// where the sampler reads nothing but the parent's span context: what the SDK's
+    /// `AlwaysOn`, `AlwaysOff` and `ParentBased` return for a context with that span (the
+    /// parent's decision, the parent's trace state, no attributes). `None` for the others.
+    fn decide_for_child_of(&self, parent: &SpanContext) -> Option<SamplingResult> {
+        let decision = match &self.sampler {
+            Sampler::AlwaysOn => SamplingDecision::RecordAndSample,
+            Sampler::AlwaysOff => SamplingDecision::Drop,
+            Sampler::ParentBased(_) if parent.is_sampled() => SamplingDecision::RecordAndSample,
+            Sampler::ParentBased(_) => SamplingDecision::Drop,
+            _ => return None,
+        };
+        Some(SamplingResult {
+            decision,
+            attributes: Vec::new(),
+            trace_state: parent.trace_state().clone(),
+        })
     }
 
     fn finish(&self, span_context: SpanContext, data: Data, end_time: SystemTime) {
@@ -350,6 +396,7 @@ impl Drop for RecordingSpan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry::baggage::BaggageExt;
     use opentelemetry::trace::{SpanId, TraceId, TraceState, Tracer, TracerProvider as _};
     use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SimpleSpanProcessor};
 
@@ -434,6 +481,73 @@ mod tests {
         assert_eq!(ours.status, sdk.status);
         assert_eq!(ours.instrumentation_scope, sdk.instrumentation_scope);
         assert!(ours.end_time >= ours.start_time);
+    }
+
+    /// A caller's span context handed in beside the context: the same span, and the same
+    /// decision for every sampler (those decided directly and those asked with a context).
+    #[test]
+    fn a_caller_beside_the_context_is_the_caller_in_it() {
+        let samplers = [
+            Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+            Sampler::AlwaysOn,
+            Sampler::AlwaysOff,
+            Sampler::TraceIdRatioBased(0.5),
+            Sampler::TraceIdRatioBased(0.0),
+        ];
+        let parts = || Parts {
+            name: "GET /orders/{id}".into(),
+            kind: SpanKind::Server,
+            attributes: vec![KeyValue::new("a", 1)],
+            links: Vec::new(),
+            events: None,
+            start_time: None,
+        };
+        let baggage = Context::new().with_baggage([KeyValue::new("user", "alice")]);
+        for a in samplers {
+            for sampled in [true, false] {
+                let caller = remote_parent(sampled).span().span_context().clone();
+                let (in_context, in_exporter) = recorder(a.clone());
+                let (beside, beside_exporter) = recorder(a.clone());
+                let with_caller = baggage.with_remote_span_context(caller.clone());
+                let one = in_context.start_parts(parts(), &with_caller, None);
+                let two = beside.start_parts(parts(), &baggage, Some(&caller));
+                let (one_sc, two_sc) = (
+                    one.span().span_context().clone(),
+                    two.span().span_context().clone(),
+                );
+                assert_eq!(
+                    (
+                        one_sc.trace_id(),
+                        one_sc.trace_flags(),
+                        one_sc.trace_state()
+                    ),
+                    (
+                        two_sc.trace_id(),
+                        two_sc.trace_flags(),
+                        two_sc.trace_state()
+                    ),
+                    "{a:?} sampled={sampled}"
+                );
+                assert_eq!(one.span().is_recording(), two.span().is_recording());
+                assert_eq!(
+                    two.baggage().get("user").map(|v| v.to_string()).as_deref(),
+                    Some("alice")
+                );
+                one.span().end();
+                two.span().end();
+                let (one, two) = (
+                    in_exporter.get_finished_spans().unwrap(),
+                    beside_exporter.get_finished_spans().unwrap(),
+                );
+                assert_eq!(one.len(), two.len(), "{a:?} sampled={sampled}");
+                for (one, two) in one.iter().zip(&two) {
+                    assert_eq!(one.parent_span_id, caller.span_id());
+                    assert_eq!(two.parent_span_id, caller.span_id());
+                    assert!(one.parent_span_is_remote && two.parent_span_is_remote);
+                    assert_eq!(one.attributes, two.attributes);
+                }
+            }
+        }
     }
 
     #[test]
