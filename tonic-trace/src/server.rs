@@ -291,15 +291,16 @@ impl<S> Trace<S> {
     where
         S: Service<Request<tonic::body::Body>, Response = Response<ResBody>>,
     {
-        let (mut parts, body) = req.into_parts();
-        parts.extensions.insert(cx.clone());
-        let body = match observer {
-            Some(observer) => tonic::body::Body::new(TracedBody::new(body, Some(observer))),
-            None => body,
+        let mut req = match observer {
+            Some(observer) => {
+                req.map(|body| tonic::body::Body::new(TracedBody::new(body, Some(observer))))
+            }
+            None => req,
         };
+        req.extensions_mut().insert(cx.clone());
         let future = {
             let _current = cx.clone().attach();
-            self.inner.call(Request::from_parts(parts, body))
+            self.inner.call(req)
         };
         ResponseFuture::new(future, cx, pending)
     }

@@ -221,9 +221,8 @@ impl<S> Trace<S> {
         ReqBody: Body,
         S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
     {
-        let (mut parts, body) = req.into_parts();
-        parts.extensions.insert(cx.clone());
-        let req = Request::from_parts(parts, TracedBody::new(body, observer));
+        let mut req = req.map(|body| TracedBody::new(body, observer));
+        req.extensions_mut().insert(cx.clone());
         let future = {
             let _current = cx.clone().attach();
             self.inner.call(req)
