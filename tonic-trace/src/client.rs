@@ -180,7 +180,7 @@ where
         }
         let cx = config
             .tracer
-            .start_recipe(recipe, Vec::new(), &Parent::context(parent));
+            .start_recipe(recipe, Vec::new(), Parent::context(parent));
         inject_headers(config.propagators.as_ref(), &cx, &mut parts.headers);
         if !cx.span().is_recording() {
             // The sampler dropped it: nothing to record.

@@ -256,7 +256,7 @@ where
         } else {
             (extracted, Vec::new())
         };
-        let cx = config.tracer.start_recipe(recipe, links, &parent);
+        let cx = config.tracer.start_recipe(recipe, links, parent);
         if !cx.span().is_recording() {
             // The sampler dropped it: nothing to record, only the context to carry on.
             return self.call_with(req, cx, None, None);

@@ -99,7 +99,7 @@ pub(crate) fn start_client_span(
     }
     let cx = config
         .tracer
-        .start_recipe(recipe, Vec::new(), &Parent::context(parent));
+        .start_recipe(recipe, Vec::new(), Parent::context(parent));
     inject_headers(config.propagators.as_ref(), &cx, headers);
     cx
 }

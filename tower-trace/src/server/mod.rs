@@ -189,7 +189,7 @@ where
             let cx = unsampled_context(&parent.into_context());
             return self.call_with(req, cx, None, None);
         }
-        let cx = config.tracer.start_recipe(recipe, links, &parent);
+        let cx = config.tracer.start_recipe(recipe, links, parent);
         if !cx.span().is_recording() {
             // The sampler dropped it: nothing to record, only the context to carry on.
             return self.call_with(req, cx, None, None);

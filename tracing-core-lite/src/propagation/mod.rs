@@ -256,46 +256,46 @@ impl Propagators {
     /// Trace Context reads its headers directly (no header-name parsing, no allocation but the
     /// context's), and an absent `baggage` header costs one lookup.
     pub fn extract_headers(&self, headers: &http::HeaderMap) -> Context {
-        match self.extract_headers_as(headers, false) {
-            Extracted::Caller(parent) => parent.into_context(),
-            Extracted::UnsampledChild(cx) => cx,
-        }
+        Context::map_current(|cx| match self.trace_context_only(headers) {
+            Some(found) => match TraceContextPropagator::extract_found(&found, headers) {
+                Some(sc) => cx.with_remote_span_context(sc),
+                None => cx.clone(),
+            },
+            None => self.extract_from(cx, Some(headers), &HeaderExtractor(headers)),
+        })
     }
 
     /// [`Propagators::extract_headers`] for a server whose sampler follows its caller's
-    /// decision: when the caller did not sample, the context of the child that will not be
-    /// recorded, made in one step (see [`Extracted`]).
+    /// decision (see [`Extracted`]): on the W3C Trace Context fast path, no context is made
+    /// for the caller's span.
     pub fn extract_headers_following_sampling(&self, headers: &http::HeaderMap) -> Extracted {
-        self.extract_headers_as(headers, true)
+        Context::map_current(|cx| match self.trace_context_only(headers) {
+            Some(found) => match TraceContextPropagator::extract_found(&found, headers) {
+                Some(sc) if !sc.is_sampled() => {
+                    Extracted::UnsampledChild(cx.with_remote_span_context(unsampled_child(&sc)))
+                }
+                Some(sc) => Extracted::Caller(Parent::caller(cx.clone(), sc)),
+                None => Extracted::Caller(Parent::context(cx.clone())),
+            },
+            None => Extracted::following_sampling(self.extract_from(
+                cx,
+                Some(headers),
+                &HeaderExtractor(headers),
+            )),
+        })
     }
 
-    fn extract_headers_as(&self, headers: &http::HeaderMap, follow_sampling: bool) -> Extracted {
-        Context::map_current(|cx| {
-            // The usual configuration (`tracecontext` alone or with `baggage`) and no baggage:
-            // what the composite's loop below returns, without it.
-            let trace_context_only = match self.formats.as_slice() {
-                [Format::TraceContext] => Some(TraceHeaders::find(headers)),
-                [Format::TraceContext, Format::Baggage] => {
-                    Some(TraceHeaders::find(headers)).filter(|found| !found.baggage)
-                }
-                _ => None,
-            };
-            match trace_context_only {
-                // No context for the caller's span: its child's is made from the caller's span
-                // context directly.
-                Some(found) => match TraceContextPropagator::extract_found(&found, headers) {
-                    Some(sc) if follow_sampling && !sc.is_sampled() => {
-                        Extracted::UnsampledChild(cx.with_remote_span_context(unsampled_child(&sc)))
-                    }
-                    Some(sc) => Extracted::Caller(Parent::caller(cx.clone(), sc)),
-                    None => Extracted::Caller(Parent::context(cx.clone())),
-                },
-                None => Extracted::new(
-                    self.extract_from(cx, Some(headers), &HeaderExtractor(headers)),
-                    follow_sampling,
-                ),
+    /// The headers of the usual configuration (`tracecontext` alone or with `baggage`) without
+    /// baggage, where extraction is W3C Trace Context's alone (what the composite's loop would
+    /// return, without it); `None` for every other case.
+    fn trace_context_only<'h>(&self, headers: &'h http::HeaderMap) -> Option<TraceHeaders<'h>> {
+        match self.formats.as_slice() {
+            [Format::TraceContext] => Some(TraceHeaders::find(headers)),
+            [Format::TraceContext, Format::Baggage] => {
+                Some(TraceHeaders::find(headers)).filter(|found| !found.baggage)
             }
-        })
+            _ => None,
+        }
     }
 
     /// Sets these propagators as opentelemetry's global text-map propagator, and remembers
@@ -406,8 +406,9 @@ pub enum Extracted {
 }
 
 impl Extracted {
-    fn new(caller: Context, follow_sampling: bool) -> Self {
-        if follow_sampling && is_unsampled(&caller) {
+    /// What a server following its caller's sampling makes of the caller's context.
+    fn following_sampling(caller: Context) -> Self {
+        if is_unsampled(&caller) {
             Extracted::UnsampledChild(unsampled_context(&caller))
         } else {
             Extracted::Caller(Parent::context(caller))
@@ -426,7 +427,7 @@ pub fn extract_headers_following_sampling(
         Some(p) => p.extract_headers_following_sampling(headers),
         None => opentelemetry::global::get_text_map_propagator(|p| match INSTALLED.get() {
             Some(ours) if ours.is(p) => ours.extract_headers_following_sampling(headers),
-            _ => Extracted::new(p.extract(&HeaderExtractor(headers)), true),
+            _ => Extracted::following_sampling(p.extract(&HeaderExtractor(headers))),
         }),
     }
 }
@@ -575,9 +576,8 @@ mod tests {
             let map = headers(pairs);
             let caller = ours.extract_headers(&map);
             let mut found = vec![ours.extract_headers_following_sampling(&map)];
-            found.push(Extracted::new(
+            found.push(Extracted::following_sampling(
                 sdk.extract(&opentelemetry_http::HeaderExtractor(&map)),
-                true,
             ));
             for extracted in found {
                 let Extracted::UnsampledChild(child) = extracted else {

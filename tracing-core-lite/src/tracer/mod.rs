@@ -133,10 +133,10 @@ impl TracerSource {
     }
 
     /// Starts a span of `recipe`, with `links`, as a child of `parent`: what
-    /// `self.start(recipe.into_builder().with_links(links), &parent.to_context())` does,
+    /// `self.start(recipe.into_builder().with_links(links), &parent.into_context())` does,
     /// without building a span builder (nor, for a caller read from headers, a context for
     /// the caller's span) for a pipeline's tracer.
-    pub fn start_recipe(&self, recipe: SpanRecipe, links: Vec<Link>, parent: &Parent) -> Context {
+    pub fn start_recipe(&self, recipe: SpanRecipe, links: Vec<Link>, parent: Parent) -> Context {
         match &*self.source {
             Source::Recorder { recorder, .. } => recorder.start_parts(
                 Parts {
@@ -155,7 +155,7 @@ impl TracerSource {
                 if !links.is_empty() {
                     builder = builder.with_links(links);
                 }
-                self.start(builder, &parent.to_context())
+                self.start(builder, &parent.into_context())
             }
         }
     }
@@ -193,14 +193,6 @@ impl Parent {
     }
 
     /// The parent as one context: the caller's span in it, if any.
-    pub fn to_context(&self) -> Context {
-        match &self.caller {
-            Some(caller) => self.cx.with_remote_span_context(caller.clone()),
-            None => self.cx.clone(),
-        }
-    }
-
-    /// [`Parent::to_context`], consuming the parent.
     pub fn into_context(self) -> Context {
         match self.caller {
             Some(caller) => self.cx.with_remote_span_context(caller),
