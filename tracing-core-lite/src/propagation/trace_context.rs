@@ -410,22 +410,22 @@ pub(crate) fn hex_array<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
 }
 
 /// Decodes 8 lowercase hex digits, read as a little-endian word (the first digit in the
-/// lowest byte), into their 4 bytes, in order. SWAR: every byte lane is checked and
-/// converted at once, with no carry between lanes.
+/// lowest byte), into their 4 bytes, in order. SWAR: every byte lane is converted and checked
+/// at once, with no carry between lanes (no lane exceeds 0x8e on the way).
 #[inline(always)]
 fn hex8(x: u64) -> Option<[u8; 4]> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    // The high bit of each lane of `(x | HIGH) - k * ONES` says whether that lane of `x` is
-    // at least `k` (for lanes below 0x80, and k at most 0x80: no lane borrows).
-    let at_least = |k: u8| ((x | HIGH) - ONES * u64::from(k)) & HIGH;
-    let digit = at_least(b'0') & !at_least(b'9' + 1);
-    let letter = at_least(b'a') & !at_least(b'f' + 1);
-    if x & HIGH != 0 || digit | letter != HIGH {
+    // Each lane's value, were it a digit or one of `a`-`f`: its low nibble, plus 9 when bit 6
+    // is set (the letters). At most 15 + 9.
+    let v = (x & 0x0f0f_0f0f_0f0f_0f0f) + ((x >> 6) & ONES) * 9;
+    // The lane is a lowercase hex digit if and only if its value is at most 15 and encodes
+    // back to the very byte (`0`-`9` below 10, `a`-`f` from 10).
+    let from_10 = ((v + ONES * 0x76) & HIGH) >> 7;
+    let encoded = v + ONES * u64::from(b'0') + from_10 * u64::from(b'a' - b'0' - 10);
+    if (v + ONES * 0x70) & HIGH != 0 || encoded != x {
         return None;
     }
-    // Each lane's value: its low nibble, plus 9 for `a`-`f`.
-    let v = (x & 0x0f0f_0f0f_0f0f_0f0f) + (letter >> 7) * 9;
     // Two lanes into one byte (the first one's value in the high nibble), then the four
     // bytes side by side.
     let p = ((v & 0x000f_000f_000f_000f) << 4) | ((v >> 8) & 0x000f_000f_000f_000f);
