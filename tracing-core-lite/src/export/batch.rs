@@ -12,10 +12,11 @@
 //!
 //! # The hot path
 //!
-//! [`SpanProcessor::on_end`] takes a lock that no other request thread takes, pushes the span
-//! and returns. The queue is sharded: a few shards per core, each with its own lock and
-//! vector on its own cache lines, and each thread ends its spans into one of them, so threads
-//! ending spans at once neither wait for each other nor pass a lock's cache line back and forth
+//! [`SpanProcessor::on_end`] takes a lock that other threads seldom take, pushes the span and
+//! returns. The queue is sharded: a few shards per core, each with its own lock and vector on
+//! its own cache lines, and each thread ends its spans into one of them (threads are given
+//! shards in turn, in the order they first end a span), so threads ending spans at once seldom
+//! wait for each other or pass a lock's cache line back and forth
 //! (one lock for all is what the SDK's processor and this one did before; see the `processor`
 //! bench in `BENCHMARKS.md`). `max_queue_size` still bounds the spans held in all (waiting, or
 //! being exported): a shard reserves queue slots from a shared pool a few at a time (at most 64,
@@ -424,8 +425,7 @@ impl BatchProcessor {
                             exporter,
                             config,
                             taken: (0..shards).map(|_| Vec::new()).collect(),
-                            keep_capacity: (config.max_queue_size / shards)
-                                .max(config.max_export_batch_size),
+                            keep_capacity: config.max_queue_size / shards,
                             reporter: Reporter::default(),
                         }
                         .run();
@@ -526,7 +526,7 @@ impl SpanProcessor for BatchProcessor {
         let counters = &shared.stats.shards[index];
         let mut shard = shared.shards[index].lock();
         let mut wake = false;
-        if shard.reserved == 0 {
+        if !shared.shutdown.load(Ordering::Acquire) && shard.reserved == 0 {
             let (reserved, batch_waiting) = self.reserve(&mut shard);
             wake = batch_waiting;
             shard.reserved = reserved;
@@ -640,8 +640,9 @@ struct Worker<E> {
     /// The spans taken from each shard: its vector, swapped with this one (empty, its capacity
     /// kept) under the shard's lock.
     taken: Vec<Vec<SpanData>>,
-    /// Capacity a vector keeps once exported (a shard that once held the whole queue does not
-    /// keep room for it).
+    /// Capacity a vector keeps once exported, the queue's share per shard (a shard that once
+    /// held the whole queue does not keep room for it): the vectors that circulate keep at
+    /// most twice the queue's slots between them.
     keep_capacity: usize,
     reporter: Reporter,
 }
@@ -655,7 +656,14 @@ impl<E: SpanExporter> Worker<E> {
             let mut state = self.shared.lock();
             loop {
                 let flushing = state.flush_requested > state.flush_done;
-                if state.shutdown || flushing || state.batch_ready {
+                // (`reported` too: spans reported while the worker was taking the shards, past
+                // a batch already, woke nobody.)
+                let reported = self.shared.pool.reported.load(Ordering::Relaxed);
+                if state.shutdown
+                    || flushing
+                    || state.batch_ready
+                    || reported >= self.config.max_export_batch_size
+                {
                     break;
                 }
                 let now = Instant::now();
@@ -681,7 +689,7 @@ impl<E: SpanExporter> Worker<E> {
             let exported_any = self.take() > 0;
             self.export_taken();
             if exported_any {
-                // Lets waiters (tests, `wait_for_export`) observe progress without polling.
+                // Lets waiters (tests, `wait_for_exported`) observe progress without polling.
                 self.shared.done.notify_all();
             }
             deadline = Instant::now() + self.config.scheduled_delay;

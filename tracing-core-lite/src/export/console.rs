@@ -99,6 +99,9 @@
 //!   spans (10 000 by default) are buffered: the oldest traces are printed,
 //!   complete or not, until the buffer is within its bound again.
 //!
+//! Traces printed at the same time are printed in the order they started (by
+//! their earliest span), whatever order their spans arrived in.
+//!
 //! A background thread named `otel-console` checks the first two conditions
 //! every 100 ms, or twice per grace period or orphan timeout if either is
 //! shorter than 200 ms. It is started by the first export, holds no strong
@@ -565,7 +568,7 @@ impl Buffer {
         evicted
     }
 
-    /// Removes and returns, oldest first, the traces that waited long enough.
+    /// Removes and returns the traces that waited long enough, in the order they started.
     fn take_idle(&mut self, now: Instant) -> Vec<ReadyTrace> {
         let Config {
             grace,
@@ -583,12 +586,14 @@ impl Buffer {
             })
             .copied()
             .collect();
-        idle.into_iter()
-            .filter_map(|trace_id| self.remove(trace_id))
-            .collect()
+        by_start(
+            idle.into_iter()
+                .filter_map(|trace_id| self.remove(trace_id))
+                .collect(),
+        )
     }
 
-    /// Removes and returns all traces, oldest first.
+    /// Removes and returns all traces, in the order they started.
     fn take_all(&mut self) -> Vec<ReadyTrace> {
         let traces = std::mem::take(&mut self.arrival)
             .into_values()
@@ -602,7 +607,7 @@ impl Buffer {
             .collect();
         self.traces.clear();
         self.len = 0;
-        traces
+        by_start(traces)
     }
 
     fn remove(&mut self, trace_id: TraceId) -> Option<ReadyTrace> {
@@ -614,6 +619,14 @@ impl Buffer {
             spans: trace.spans,
         })
     }
+}
+
+/// `traces` in the order they started (their earliest span's start), ties in arrival order:
+/// the spans of concurrent requests may reach the exporter in any order (the batch processor
+/// collects them from several threads' shards), the requests themselves did not.
+fn by_start(mut traces: Vec<ReadyTrace>) -> Vec<ReadyTrace> {
+    traces.sort_by_cached_key(|trace| trace.spans.iter().map(|s| s.data.start_time).min());
+    traces
 }
 
 /// Control block of the background thread.
@@ -1534,6 +1547,42 @@ trace 4bf92f3577b34da6a3ce929d0e0e4736  3 spans  30 µs
         );
         assert!(buffer.take_idle(ms(4_999)).is_empty());
         assert_eq!(buffer.take_idle(ms(5_000)).len(), 1);
+    }
+
+    #[test]
+    fn traces_taken_together_come_in_the_order_they_started() {
+        let mut buffer = Buffer::new(Config::default());
+        let t0 = Instant::now();
+        // The later request's spans arrive first (another thread's shard of the queue).
+        buffer.insert(
+            vec![
+                span(2, 21, 0, "second", SpanKind::Server, (50, 60)),
+                span(1, 12, 11, "first's child", SpanKind::Client, (5, 8)),
+                span(3, 31, 0, "third", SpanKind::Server, (70, 80)),
+                span(1, 11, 0, "first", SpanKind::Server, (1, 10)),
+            ],
+            None,
+            t0,
+        );
+        let names = |ready: Vec<ReadyTrace>| -> Vec<u128> {
+            ready
+                .iter()
+                .map(|t| u128::from_be_bytes(t.trace_id.to_bytes()))
+                .collect()
+        };
+        assert_eq!(
+            names(buffer.take_idle(t0 + Duration::from_secs(1))),
+            [1, 2, 3]
+        );
+        buffer.insert(
+            vec![
+                span(5, 51, 0, "later", SpanKind::Server, (90, 95)),
+                span(4, 41, 0, "earlier", SpanKind::Server, (85, 99)),
+            ],
+            None,
+            t0,
+        );
+        assert_eq!(names(buffer.take_all()), [4, 5]);
     }
 
     #[test]

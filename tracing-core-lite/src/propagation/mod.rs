@@ -275,7 +275,8 @@ impl Propagators {
                     Extracted::UnsampledChild(cx.with_remote_span_context(unsampled_child(&sc)))
                 }
                 Some(sc) => Extracted::Caller(Parent::caller(cx.clone(), sc)),
-                None => Extracted::Caller(Parent::context(cx.clone())),
+                // No caller: the current context, which may hold an unsampled span itself.
+                None => Extracted::following_sampling(cx.clone()),
             },
             None => Extracted::following_sampling(self.extract_from(
                 cx,
@@ -601,6 +602,26 @@ mod tests {
                 child.baggage().get("user").map(|v| v.to_string()),
                 caller.baggage().get("user").map(|v| v.to_string()),
             );
+        }
+        // No caller, under a current context whose span is not sampled: its child, as the
+        // composite's loop would give it.
+        let unsampled_current = Context::new().with_remote_span_context(SpanContext::new(
+            opentelemetry::trace::TraceId::from(7),
+            opentelemetry::trace::SpanId::from(9),
+            opentelemetry::trace::TraceFlags::default(),
+            true,
+            opentelemetry::trace::TraceState::NONE,
+        ));
+        {
+            let _current = unsampled_current.attach();
+            let Extracted::UnsampledChild(child) =
+                ours.extract_headers_following_sampling(&headers(&[]))
+            else {
+                panic!("an unsampled current span: not the child");
+            };
+            let sc = child.span().span_context().clone();
+            assert!(!sc.is_sampled());
+            assert_eq!(sc.trace_id(), opentelemetry::trace::TraceId::from(7));
         }
         // A sampled caller, or none: the caller's context, as `extract_headers` gives it.
         for pairs in [&[W3C][..], &[]] {
