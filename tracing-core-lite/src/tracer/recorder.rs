@@ -114,26 +114,22 @@ impl Recorder {
         } else {
             self.ids.new_trace_id()
         };
-        let result = match caller {
-            None => self.sampler.should_sample(
-                Some(parent),
-                trace_id,
-                &name,
-                &kind,
-                &attributes,
-                &links,
-            ),
-            Some(caller) => match self.decide_for_child_of(caller) {
-                Some(result) => result,
-                None => self.sampler.should_sample(
-                    Some(&parent.with_remote_span_context(caller.clone())),
+        let result = match caller.and_then(|caller| self.decide_for_child_of(caller)) {
+            Some(result) => result,
+            None => {
+                // The sampler reads the parent from a context: the caller's is made only here.
+                let with_caller =
+                    caller.map(|caller| parent.with_remote_span_context(caller.clone()));
+                let sampled_parent = with_caller.as_ref().unwrap_or(parent);
+                self.sampler.should_sample(
+                    Some(sampled_parent),
                     trace_id,
                     &name,
                     &kind,
                     &attributes,
                     &links,
-                ),
-            },
+                )
+            }
         };
         let flags = match result.decision {
             SamplingDecision::Drop => {
