@@ -114,7 +114,8 @@ impl Recorder {
         } else {
             self.ids.new_trace_id()
         };
-        let result = match caller.and_then(|caller| self.decide_for_child_of(caller)) {
+        let has_parent = caller.is_some() || parent.has_active_span();
+        let result = match self.decide_without_attributes(psc, has_parent) {
             Some(result) => result,
             None => {
                 // The sampler reads the parent from a context: the caller's is made only here.
@@ -197,16 +198,24 @@ impl Recorder {
         parent.with_span(span)
     }
 
-    /// The sampler's result for a child of the span `parent`, without a context to hold it,
-    /// where the sampler reads nothing but the parent's span context: what the SDK's
-    /// `AlwaysOn`, `AlwaysOff` and `ParentBased` return for a context with that span (the
-    /// parent's decision, the parent's trace state, no attributes). `None` for the others.
-    fn decide_for_child_of(&self, parent: &SpanContext) -> Option<SamplingResult> {
+    /// The sampler's result for a span whose parent span has the context `parent` (the empty
+    /// context when no context holds a parent span: `has_parent` is then false), without a
+    /// context to hold it, where the sampler reads nothing but that span context: what the
+    /// SDK's `AlwaysOn` and `AlwaysOff` return, and `ParentBased` where there is a parent span
+    /// (the parent's decision, the parent's trace state, no attributes). `None` for the others,
+    /// which are asked.
+    fn decide_without_attributes(
+        &self,
+        parent: &SpanContext,
+        has_parent: bool,
+    ) -> Option<SamplingResult> {
         let decision = match &self.sampler {
             Sampler::AlwaysOn => SamplingDecision::RecordAndSample,
             Sampler::AlwaysOff => SamplingDecision::Drop,
-            Sampler::ParentBased(_) if parent.is_sampled() => SamplingDecision::RecordAndSample,
-            Sampler::ParentBased(_) => SamplingDecision::Drop,
+            Sampler::ParentBased(_) if has_parent && parent.is_sampled() => {
+                SamplingDecision::RecordAndSample
+            }
+            Sampler::ParentBased(_) if has_parent => SamplingDecision::Drop,
             _ => return None,
         };
         Some(SamplingResult {
@@ -544,6 +553,60 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Where the recorder decides without asking the sampler, it decides as the SDK's sampler
+    /// does, for every kind of parent context.
+    #[test]
+    fn decisions_without_the_sampler_are_the_samplers() {
+        let samplers = [
+            Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+            Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+            Sampler::AlwaysOn,
+            Sampler::AlwaysOff,
+            Sampler::TraceIdRatioBased(0.5),
+        ];
+        let local = {
+            let (parent_maker, _) = recorder(Sampler::AlwaysOn);
+            parent_maker.start(builder(), &remote_parent(true))
+        };
+        let parents = [
+            Context::new(),
+            remote_parent(true),
+            remote_parent(false),
+            local,
+            // A context holding a span that is not valid: a parent all the same to
+            // `ParentBased`, which follows its (unsampled) flags.
+            Context::new().with_remote_span_context(SpanContext::empty_context()),
+        ];
+        let trace_id = TraceId::from(7u128);
+        let attributes = [KeyValue::new("a", 1)];
+        let mut decided = 0;
+        for sampler in samplers {
+            let (recorder, _) = recorder(sampler.clone());
+            for parent in &parents {
+                let psc = parent.span().span_context().clone();
+                let has_parent = parent.has_active_span();
+                let Some(ours) = recorder.decide_without_attributes(&psc, has_parent) else {
+                    continue;
+                };
+                decided += 1;
+                let sdk = sampler.should_sample(
+                    Some(parent),
+                    trace_id,
+                    "name",
+                    &SpanKind::Server,
+                    &attributes,
+                    &[],
+                );
+                assert_eq!(ours.decision, sdk.decision, "{sampler:?} {psc:?}");
+                assert_eq!(ours.trace_state, sdk.trace_state, "{sampler:?} {psc:?}");
+                assert_eq!(ours.attributes, sdk.attributes, "{sampler:?} {psc:?}");
+            }
+        }
+        // Both `ParentBased` with the four parents that hold a span, `AlwaysOn` and
+        // `AlwaysOff` with all five; the ratio sampler is asked.
+        assert_eq!(decided, 2 * 4 + 2 * 5);
     }
 
     #[test]
