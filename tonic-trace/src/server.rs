@@ -30,17 +30,14 @@ use std::task::{Context as TaskContext, Poll};
 
 use http::{Request, Response};
 use http_body::Body;
-use opentelemetry::trace::{Link, TraceContextExt};
+use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute as semconv;
 use tower::{Layer, Service};
 use tower_trace::body::TracedBody;
-use tracing_core_lite::Parent;
 use tracing_core_lite::capture::Direction;
 use tracing_core_lite::filter::{Filter, RequestHead};
-use tracing_core_lite::propagation::{
-    Extracted, extract_headers, extract_headers_following_sampling,
-};
+use tracing_core_lite::propagation::{ServerParent, extract_headers, server_parent};
 use tracing_core_lite::recipe::grpc::{MessageType, rpc_span};
 use tracing_core_lite::recipe::{
     SemconvStability, Side, SpanRecipe, ip_value, push_server_address,
@@ -209,15 +206,16 @@ where
             };
             return self.call_with(req, cx, None, None);
         }
-        let extracted = if !config.public_endpoint && config.tracer.is_parent_based() {
-            match extract_headers_following_sampling(config.propagators.as_ref(), req.headers()) {
-                Extracted::Caller(parent) => parent,
-                // The caller did not sample and the sampler follows it: the span would not be
-                // recorded, so it is not built; the caller's trace goes on, not sampled.
-                Extracted::UnsampledChild(cx) => return self.call_with(req, cx, None, None),
-            }
-        } else {
-            Parent::context(extract_headers(config.propagators.as_ref(), req.headers()))
+        let (parent, links) = match server_parent(
+            config.propagators.as_ref(),
+            req.headers(),
+            config.public_endpoint,
+            config.tracer.is_parent_based(),
+        ) {
+            ServerParent::Span { parent, links } => (parent, links),
+            // The span would not be recorded, so it is not built; the caller's trace goes on,
+            // not sampled.
+            ServerParent::Unsampled(cx) => return self.call_with(req, cx, None, None),
         };
         let path = req.uri().path();
         let mut recipe = call_recipe(Side::Server, path, settings.stability);
@@ -245,17 +243,6 @@ where
                     .attributes(Direction::Request, req.headers()),
             );
         }
-        let (parent, links) = if config.public_endpoint {
-            let caller = extracted.span_context();
-            let links = if caller.is_valid() {
-                vec![Link::with_context(caller)]
-            } else {
-                Vec::new()
-            };
-            (Parent::context(Context::new()), links)
-        } else {
-            (extracted, Vec::new())
-        };
         let cx = config.tracer.start_recipe(recipe, links, parent);
         if !cx.span().is_recording() {
             // The sampler dropped it: nothing to record, only the context to carry on.

@@ -38,13 +38,10 @@ use std::task::{Context as TaskContext, Poll};
 use http::{Request, Response};
 use http_body::Body;
 use opentelemetry::Context;
-use opentelemetry::trace::{Link, TraceContextExt};
+use opentelemetry::trace::TraceContextExt;
 use tower::Service;
-use tracing_core_lite::Parent;
 use tracing_core_lite::capture::Direction;
-use tracing_core_lite::propagation::{
-    Extracted, extract_headers, extract_headers_following_sampling,
-};
+use tracing_core_lite::propagation::{ServerParent, extract_headers, server_parent};
 use tracing_core_lite::recipe::http::{ServerRequest, server_span};
 use tracing_core_lite::sampling::{random_trace_id, trace_id_in_ratio, unsampled_context};
 
@@ -129,16 +126,16 @@ where
             };
             return self.call_with(req, cx, None, None);
         }
-        let extracted = if !public && config.tracer.is_parent_based() {
-            match extract_headers_following_sampling(config.propagators.as_ref(), req.headers()) {
-                Extracted::Caller(parent) => parent,
-                // The caller did not sample and the sampler follows it: the span would not be
-                // recorded whatever its attributes or the sampling hook, so it is not built.
-                // The caller's trace goes on, not sampled, as the SDK would carry it.
-                Extracted::UnsampledChild(cx) => return self.call_with(req, cx, None, None),
-            }
-        } else {
-            Parent::context(extract_headers(config.propagators.as_ref(), req.headers()))
+        let (parent, links) = match server_parent(
+            config.propagators.as_ref(),
+            req.headers(),
+            public,
+            config.tracer.is_parent_based(),
+        ) {
+            ServerParent::Span { parent, links } => (parent, links),
+            // The span would not be recorded whatever its attributes or the sampling hook, so
+            // it is not built. The caller's trace goes on, not sampled, as the SDK carries it.
+            ServerParent::Unsampled(cx) => return self.call_with(req, cx, None, None),
         };
         let route = config.route.as_ref().and_then(|f| f(&view));
         let mut recipe = server_span(
@@ -161,17 +158,6 @@ where
         let sampling = config.sampling.as_ref().map(|f| f(&view, route.as_deref()));
         drop(route);
 
-        let (parent, links) = if public {
-            let caller = extracted.span_context();
-            let links = if caller.is_valid() {
-                vec![Link::with_context(caller)]
-            } else {
-                Vec::new()
-            };
-            (Parent::context(Context::new()), links)
-        } else {
-            (extracted, Vec::new())
-        };
         let drop_it = match sampling {
             None | Some(Sampling::Default) => false,
             Some(Sampling::Drop) => true,

@@ -525,13 +525,16 @@ impl SpanProcessor for BatchProcessor {
         let index = shard_index(shared.shards.len());
         let counters = &shared.stats.shards[index];
         let mut shard = shared.shards[index].lock();
+        // Read under the shard's lock: once the worker has taken this shard for the last time
+        // (after setting the flag), no span is queued here unseen.
+        let shutdown = shared.shutdown.load(Ordering::Acquire);
         let mut wake = false;
-        if !shared.shutdown.load(Ordering::Acquire) && shard.reserved == 0 {
+        if !shutdown && shard.reserved == 0 {
             let (reserved, batch_waiting) = self.reserve(&mut shard);
             wake = batch_waiting;
             shard.reserved = reserved;
         }
-        if shard.reserved == 0 || shared.shutdown.load(Ordering::Acquire) {
+        if shutdown || shard.reserved == 0 {
             drop(shard);
             counters.dropped.fetch_add(1, Ordering::Relaxed);
         } else {

@@ -52,7 +52,7 @@ use opentelemetry::Context;
 use opentelemetry::baggage::{Baggage, BaggageExt};
 use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{SpanContext, TraceContextExt};
+use opentelemetry::trace::{Link, SpanContext, TraceContextExt};
 
 pub use b3::{B3Encoding, B3Propagator};
 pub use jaeger::JaegerPropagator;
@@ -433,6 +433,64 @@ pub fn extract_headers_following_sampling(
     }
 }
 
+/// Where a server starts the span of a request it traces ([`server_parent`]).
+#[derive(Debug)]
+pub enum ServerParent {
+    /// Under `parent`, with `links`.
+    Span {
+        /// The caller, or a new trace.
+        parent: Parent,
+        /// The caller of a public endpoint, linked to rather than continued.
+        links: Vec<Link>,
+    },
+    /// Nowhere: the caller did not sample and the server's sampler follows it, so the span
+    /// would not be recorded whatever its attributes. The request runs under this context
+    /// (see [`Extracted::UnsampledChild`]), which carries the caller's trace on, not sampled.
+    Unsampled(Context),
+}
+
+/// Where a server layer starts the span of a request it traces, from the request's `headers`
+/// read with `propagators` (the global propagator when `None`):
+///
+/// - a `public` endpoint trusts nothing from its caller (neither its trace, its sampling
+///   decision nor its baggage): a new trace, linked to the caller's span if there is one;
+/// - otherwise the caller's span is the parent; a server whose sampler `follows_caller`
+///   (parent-based) gets an unsampled caller's child context instead, as
+///   [`extract_headers_following_sampling`] makes it.
+pub fn server_parent(
+    propagators: Option<&Propagators>,
+    headers: &http::HeaderMap,
+    public: bool,
+    follows_caller: bool,
+) -> ServerParent {
+    if public {
+        let caller = extract_headers(propagators, headers);
+        let caller = caller.span();
+        let caller = caller.span_context();
+        let links = if caller.is_valid() {
+            vec![Link::with_context(caller.clone())]
+        } else {
+            Vec::new()
+        };
+        return ServerParent::Span {
+            parent: Parent::context(Context::new()),
+            links,
+        };
+    }
+    let parent = if follows_caller {
+        match extract_headers_following_sampling(propagators, headers) {
+            Extracted::Caller(parent) => parent,
+            Extracted::UnsampledChild(cx) => return ServerParent::Unsampled(cx),
+        }
+    } else {
+        Parent::context(extract_headers(propagators, headers))
+    };
+    ServerParent::Span {
+        parent,
+        links: Vec::new(),
+    }
+}
+
 /// Injects `cx` into `headers` with `propagators`, or with the global propagator when `None`
 /// (see [`extract_headers`]).
 pub fn inject_headers(
@@ -635,6 +693,57 @@ mod tests {
                 parent.into_context().span().span_context(),
                 cx.span().span_context()
             );
+        }
+    }
+
+    #[test]
+    fn a_server_starts_under_its_caller_unless_public() {
+        const UNSAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        let ours = Propagators::default();
+        let headers = |traceparent: &'static str| {
+            let mut map = http::HeaderMap::new();
+            map.insert("traceparent", http::HeaderValue::from_static(traceparent));
+            map.insert("baggage", http::HeaderValue::from_static("user=alice"));
+            map
+        };
+        for (traceparent, sampled) in [(W3C.1, true), (UNSAMPLED, false)] {
+            let map = headers(traceparent);
+            let caller = ours.extract_headers(&map).span().span_context().clone();
+            // Public: a new trace, nothing of the caller's but a link to its span.
+            for follows_caller in [true, false] {
+                let ServerParent::Span { parent, links } =
+                    server_parent(Some(&ours), &map, true, follows_caller)
+                else {
+                    panic!("a public endpoint starts its own trace");
+                };
+                assert!(!parent.span_context().is_valid());
+                let cx = parent.into_context();
+                assert!(cx.baggage().is_empty());
+                assert_eq!(links.len(), 1);
+                assert_eq!(links[0].span_context, caller);
+            }
+            // Not public: the caller; its unsampled decision followed when asked to.
+            match server_parent(Some(&ours), &map, false, true) {
+                ServerParent::Span { parent, links } => {
+                    assert!(sampled && links.is_empty());
+                    assert_eq!(parent.span_context(), caller);
+                }
+                ServerParent::Unsampled(cx) => {
+                    assert!(!sampled);
+                    let sc = cx.span().span_context().clone();
+                    assert_eq!(sc.trace_id(), caller.trace_id());
+                    assert!(!sc.is_sampled());
+                    assert!(cx.baggage().get("user").is_some());
+                }
+            }
+            let ServerParent::Span { parent, links } =
+                server_parent(Some(&ours), &map, false, false)
+            else {
+                panic!("a sampler that does not follow its caller decides for itself");
+            };
+            assert!(links.is_empty());
+            assert_eq!(parent.span_context(), caller);
+            assert!(parent.into_context().baggage().get("user").is_some());
         }
     }
 

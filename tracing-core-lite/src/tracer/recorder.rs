@@ -115,7 +115,7 @@ impl Recorder {
             self.ids.new_trace_id()
         };
         let has_parent = caller.is_some() || parent.has_active_span();
-        let result = match self.decide_without_attributes(psc, has_parent) {
+        let result = match self.decide_from_parent(psc, has_parent) {
             Some(result) => result,
             None => {
                 // The sampler reads the parent from a context: the caller's is made only here.
@@ -204,11 +204,7 @@ impl Recorder {
     /// SDK's `AlwaysOn` and `AlwaysOff` return, and `ParentBased` where there is a parent span
     /// (the parent's decision, the parent's trace state, no attributes). `None` for the others,
     /// which are asked.
-    fn decide_without_attributes(
-        &self,
-        parent: &SpanContext,
-        has_parent: bool,
-    ) -> Option<SamplingResult> {
+    fn decide_from_parent(&self, parent: &SpanContext, has_parent: bool) -> Option<SamplingResult> {
         let decision = match &self.sampler {
             Sampler::AlwaysOn => SamplingDecision::RecordAndSample,
             Sampler::AlwaysOff => SamplingDecision::Drop,
@@ -587,7 +583,7 @@ mod tests {
             for parent in &parents {
                 let psc = parent.span().span_context().clone();
                 let has_parent = parent.has_active_span();
-                let Some(ours) = recorder.decide_without_attributes(&psc, has_parent) else {
+                let Some(ours) = recorder.decide_from_parent(&psc, has_parent) else {
                     continue;
                 };
                 decided += 1;
