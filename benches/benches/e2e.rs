@@ -70,7 +70,7 @@ fn main() {
                 let mut total = 0usize;
                 loop {
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    total += receiver.spans().len();
+                    total += receiver.span_count();
                     receiver.clear();
                     RECEIVED.store(total, std::sync::atomic::Ordering::Relaxed);
                 }
@@ -79,7 +79,7 @@ fn main() {
                 _ = stop_rx => {}
                 () = counted => {}
             }
-            RECEIVED.fetch_add(receiver.spans().len(), std::sync::atomic::Ordering::Relaxed);
+            RECEIVED.fetch_add(receiver.span_count(), std::sync::atomic::Ordering::Relaxed);
             receiver.shutdown().await;
         });
     });

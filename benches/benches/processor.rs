@@ -13,57 +13,12 @@
 
 mod common;
 
-use std::borrow::Cow;
 use std::sync::Barrier;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use opentelemetry::trace::{
-    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
-};
-use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_sdk::trace::{
-    BatchSpanProcessor, SpanData, SpanEvents, SpanLinks, SpanProcessor,
-};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SpanData, SpanProcessor};
 use tracing_core_lite::export::{BatchConfig, BatchProcessor};
-
-fn span() -> SpanData {
-    let now = SystemTime::now();
-    SpanData {
-        span_context: SpanContext::new(
-            TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
-            SpanId::from(0x00f0_67aa_0ba9_02b7),
-            TraceFlags::SAMPLED,
-            false,
-            TraceState::default(),
-        ),
-        parent_span_id: SpanId::from(0x1234),
-        parent_span_is_remote: true,
-        span_kind: SpanKind::Server,
-        name: Cow::Borrowed("GET /orders/{id}"),
-        start_time: now,
-        end_time: now + Duration::from_micros(50),
-        attributes: vec![
-            KeyValue::new("http.request.method", "GET"),
-            KeyValue::new("url.path", "/orders/42".to_string()),
-            KeyValue::new("url.scheme", "http"),
-            KeyValue::new("server.address", "shop.example"),
-            KeyValue::new("server.port", 8080),
-            KeyValue::new("client.address", "10.1.2.3"),
-            KeyValue::new("network.peer.address", "10.1.2.3"),
-            KeyValue::new("network.peer.port", 50123),
-            KeyValue::new("network.protocol.version", "1.1"),
-            KeyValue::new("user_agent.original", "bench-client/1.0"),
-            KeyValue::new("http.route", "/orders/{id}"),
-            KeyValue::new("http.response.status_code", 200),
-        ],
-        dropped_attributes_count: 0,
-        events: SpanEvents::default(),
-        links: SpanLinks::default(),
-        status: Status::Unset,
-        instrumentation_scope: InstrumentationScope::builder("bench").build(),
-    }
-}
 
 /// What a worker thread does between two spans: a few microseconds of arithmetic.
 fn request_work() {
@@ -111,7 +66,7 @@ fn run(
 
 fn main() {
     let mut c = Criterion::default().configure_from_args();
-    let template = span();
+    let template = common::http_server_span();
     let ours = BatchProcessor::new(common::NoopExporter::default(), BatchConfig::default())
         .expect("processor");
     let sdk = BatchSpanProcessor::builder(common::NoopExporter::default()).build();

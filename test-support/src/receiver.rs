@@ -143,6 +143,12 @@ impl OtlpReceiver {
         self.shared.state.borrow().spans.clone()
     }
 
+    /// How many spans have been received so far (without copying them, as
+    /// [`spans`](Self::spans) does).
+    pub fn span_count(&self) -> usize {
+        self.shared.state.borrow().spans.len()
+    }
+
     /// Waits until at least `n` spans have arrived and returns all spans
     /// received so far (possibly more than `n`).
     ///

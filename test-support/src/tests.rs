@@ -759,6 +759,7 @@ async fn hang_holds_exports_until_the_behavior_changes() {
     assert_success(&bounded(http).await.expect("HTTP task"));
     bounded(grpc).await.expect("gRPC task").expect("export");
     assert_eq!(receiver.spans().len(), 2);
+    assert_eq!(receiver.span_count(), 2);
 }
 
 #[tokio::test]

@@ -21,7 +21,7 @@
 //! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` | `grpc` or `http/protobuf` | `http/protobuf` |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | base URL (`/v1/traces` is appended for HTTP) | `http://localhost:4318` (HTTP), `http://localhost:4317` (gRPC) |
 //! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | full URL, used as is | |
-//! | `OTEL_EXPORTER_OTLP_HEADERS`, `_TIMEOUT`, `_COMPRESSION` (and `_TRACES_` forms) | read by `opentelemetry-otlp` itself | |
+//! | `OTEL_EXPORTER_OTLP_HEADERS`, `_TIMEOUT`, `_COMPRESSION` (and `_TRACES_` forms) | read by the exporter when it is built: [`OtlpHttpExporter`] for HTTP, `opentelemetry-otlp` for gRPC | |
 //! | `OTEL_EXPORTER_ZIPKIN_ENDPOINT` | Zipkin v2 spans URL | `http://localhost:9411/api/v2/spans` |
 //! | `OTEL_TRACES_SAMPLER` | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio` | `parentbased_always_on` |
 //! | `OTEL_TRACES_SAMPLER_ARG` | the ratio, from 0 to 1 | `1.0` |
@@ -53,7 +53,9 @@ use opentelemetry_sdk::trace::{
 };
 
 use crate::error::ConfigError;
-use crate::export::{BatchConfig, BatchProcessor, BuildError, ConsoleExporter, ExportStats};
+use crate::export::{
+    BatchConfig, BatchProcessor, BuildError, ConsoleExporter, ExportStats, OtlpHttpExporter,
+};
 use crate::propagation::Propagators;
 use crate::tracer::{self, Recorder, TracerSource};
 
@@ -582,7 +584,15 @@ impl Pipeline {
                         .otlp_endpoint
                         .clone()
                         .unwrap_or_else(|| protocol.default_endpoint().to_owned());
-                    BatchProcessor::spawn(move || build_otlp(protocol, &endpoint), self.batch)?
+                    match protocol {
+                        OtlpProtocol::Grpc => {
+                            BatchProcessor::spawn(move || build_otlp_grpc(&endpoint), self.batch)?
+                        }
+                        OtlpProtocol::HttpProtobuf => BatchProcessor::spawn(
+                            move || OtlpHttpExporter::builder(endpoint).build().map_err(|e| e.0),
+                            self.batch,
+                        )?,
+                    }
                 }
                 ExporterKind::Zipkin => {
                     let endpoint = self.zipkin_endpoint.clone();
@@ -642,22 +652,15 @@ impl Pipeline {
     }
 }
 
-fn build_otlp(
-    protocol: OtlpProtocol,
+/// OTLP/gRPC comes from `opentelemetry-otlp` (over tonic); OTLP/HTTP is our
+/// [`OtlpHttpExporter`].
+fn build_otlp_grpc(
     endpoint: &str,
 ) -> Result<opentelemetry_otlp::SpanExporter, Box<dyn StdError + Send + Sync>> {
-    let exporter = match protocol {
-        OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint)
-            .build()?,
-        OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_endpoint(endpoint)
-            .build()?,
-    };
-    Ok(exporter)
+    Ok(opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()?)
 }
 
 /// Upstream deprecates its Zipkin exporter (Zipkin ingests OTLP natively now) but still ships

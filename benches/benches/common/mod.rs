@@ -3,19 +3,27 @@
 
 #![allow(dead_code)] // each bench target uses its own part
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
+use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{
+    Sampler, SdkTracerProvider, SpanData, SpanEvents, SpanExporter, SpanLinks,
+};
 use tracing_core_lite::{Pipeline, PipelineGuard};
 
 /// `traceparent` of a sampled caller.
@@ -135,3 +143,42 @@ impl Body for GrpcBody {
 
 /// A length-prefixed protobuf message: `HelloRequest { name: "world" }`.
 pub const GRPC_MESSAGE: &[u8] = &[0, 0, 0, 0, 7, 0x0a, 5, b'w', b'o', b'r', b'l', b'd'];
+
+/// A finished span with the attributes of an HTTP server span (as our recipe records them).
+pub fn http_server_span() -> SpanData {
+    let now = SystemTime::now();
+    SpanData {
+        span_context: SpanContext::new(
+            TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+            SpanId::from(0x00f0_67aa_0ba9_02b7),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        ),
+        parent_span_id: SpanId::from(0x1234),
+        parent_span_is_remote: true,
+        span_kind: SpanKind::Server,
+        name: Cow::Borrowed("GET /orders/{id}"),
+        start_time: now,
+        end_time: now + Duration::from_micros(50),
+        attributes: vec![
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("url.path", "/orders/42".to_string()),
+            KeyValue::new("url.scheme", "http"),
+            KeyValue::new("server.address", "shop.example"),
+            KeyValue::new("server.port", 8080),
+            KeyValue::new("client.address", "10.1.2.3"),
+            KeyValue::new("network.peer.address", "10.1.2.3"),
+            KeyValue::new("network.peer.port", 50123),
+            KeyValue::new("network.protocol.version", "1.1"),
+            KeyValue::new("user_agent.original", "bench-client/1.0"),
+            KeyValue::new("http.route", "/orders/{id}"),
+            KeyValue::new("http.response.status_code", 200),
+        ],
+        dropped_attributes_count: 0,
+        events: SpanEvents::default(),
+        links: SpanLinks::default(),
+        status: Status::Unset,
+        instrumentation_scope: InstrumentationScope::builder("bench").build(),
+    }
+}
