@@ -21,7 +21,7 @@
 //! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` | `grpc` or `http/protobuf` | `http/protobuf` |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | base URL (`/v1/traces` is appended for HTTP) | `http://localhost:4318` (HTTP), `http://localhost:4317` (gRPC) |
 //! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | full URL, used as is | |
-//! | `OTEL_EXPORTER_OTLP_HEADERS`, `_TIMEOUT`, `_COMPRESSION` (and `_TRACES_` forms) | read by the exporter when it is built: [`OtlpHttpExporter`] for HTTP, `opentelemetry-otlp` for gRPC | |
+//! | `OTEL_EXPORTER_OTLP_HEADERS`, `_TIMEOUT`, `_COMPRESSION` (and `_TRACES_` forms) | read by the exporter when it is built: [`OtlpHttpExporter`] for HTTP (a value that does not parse is an error, as here), `opentelemetry-otlp` for gRPC (which warns and ignores it) | |
 //! | `OTEL_EXPORTER_ZIPKIN_ENDPOINT` | Zipkin v2 spans URL | `http://localhost:9411/api/v2/spans` |
 //! | `OTEL_TRACES_SAMPLER` | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio` | `parentbased_always_on` |
 //! | `OTEL_TRACES_SAMPLER_ARG` | the ratio, from 0 to 1 | `1.0` |

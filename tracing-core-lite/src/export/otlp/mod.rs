@@ -4,7 +4,8 @@
 //!
 //! It is `opentelemetry-otlp`'s HTTP exporter with the request body written straight from the
 //! spans (see `encode.rs`): the same bytes, in a fifth of the time per span and with
-//! no allocation per span (BENCHMARKS.md, fifth round). The transport is `opentelemetry-http`'s
+//! no allocation per span for the usual spans (those of a scope without attributes, without
+//! links that carry a trace state; BENCHMARKS.md, fifth round). The transport is `opentelemetry-http`'s
 //! [`HttpClient`] (reqwest by default), as in `opentelemetry-otlp`; the behaviour follows the
 //! OTLP exporter specification:
 //!
@@ -19,13 +20,19 @@
 //! - gzip when asked ([`with_compression`](OtlpHttpExporterBuilder::with_compression),
 //!   `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`, `OTEL_EXPORTER_OTLP_COMPRESSION`: `gzip` or
 //!   `none`);
-//! - retried, with exponential backoff (100 ms doubling to 1.6 s, plus up to 100 ms of jitter;
-//!   at most 3 retries), on a network error and on the statuses the specification calls
-//!   retryable (429, 502, 503, 504), after the delay that a `Retry-After: <seconds>` header
-//!   asks for when there is one; a partial success is logged with the count of rejected spans.
+//! - retried at most 3 times, after 100, 200 and 400 ms (each plus up to 100 ms of jitter), on
+//!   a network error and on the statuses the specification calls retryable (429, 502, 503,
+//!   504), after the delay that a `Retry-After: <seconds>` header asks for when there is one
+//!   (an HTTP date there is not read: the backoff applies); a partial success is logged with
+//!   the count of rejected spans.
 //!
 //! Explicit builder settings win over the environment, the signal-specific variable over the
-//! generic one.
+//! generic one (both header lists are read, the signal-specific one winning for a header in
+//! both). A variable that does not parse is an error when the exporter is built, naming the
+//! variable (and never a header's value), as every other variable of [`crate::Pipeline`] is.
+//!
+//! The exporter's timer is tokio's: it exports inside a tokio runtime with time enabled, as
+//! [`BatchProcessor`](super::BatchProcessor) provides on its own thread.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -51,7 +58,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
-use opentelemetry_http::HttpClient;
+use opentelemetry_http::{HttpClient, ResponseBodyTooLarge};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
@@ -76,6 +83,8 @@ const MAX_RETRIES: u32 = 3;
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_millis(1600);
 const MAX_JITTER_MS: u64 = 100;
+/// The longest `Retry-After` taken as it is (longer ones exceed any sensible timeout anyway).
+const MAX_RETRY_AFTER_SECS: u64 = 600;
 
 const PROTOBUF: HeaderValue = HeaderValue::from_static("application/x-protobuf");
 const GZIP: HeaderValue = HeaderValue::from_static("gzip");
@@ -147,7 +156,7 @@ impl OtlpHttpExporter {
 
 impl OtlpHttpExporterBuilder {
     /// Adds a header to every export request (over one of the same name from the
-    /// environment).
+    /// environment). The value is used as given, not percent-decoded as the environment's are.
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -299,45 +308,60 @@ fn first_set<const N: usize>(
         .find_map(|v| env(v).filter(|s| !s.trim().is_empty()).map(|s| (v, s)))
 }
 
-/// Parses `key=value,key=value` (values percent-decoded, blanks around each part ignored).
+/// Parses `key=value,key=value` (values percent-decoded, blanks around each part ignored; an
+/// entry with an empty value is left out, as `opentelemetry-otlp` does).
+///
+/// Header values are often credentials: errors name the entry and the header, never a value.
 fn parse_headers(
     variable: &str,
     list: &str,
 ) -> Result<Vec<(HeaderName, HeaderValue)>, ConfigError> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').ok_or_else(|| {
-                ConfigError::new(variable, list, format!("`{pair}` is not key=value"))
+    let mut headers = Vec::new();
+    for (index, pair) in list.split(',').map(str::trim).enumerate() {
+        if pair.is_empty() {
+            continue;
+        }
+        let entry = index + 1;
+        let Some((name, value)) = pair.split_once('=') else {
+            return Err(ConfigError::new(
+                variable,
+                HIDDEN,
+                format!("entry {entry} is not key=value"),
+            ));
+        };
+        let name = name.trim();
+        let value = percent_encoding::percent_decode_str(value.trim())
+            .decode_utf8()
+            .map_err(|_| {
+                ConfigError::new(
+                    variable,
+                    HIDDEN,
+                    format!("the value of `{name}` is not UTF-8 once decoded"),
+                )
             })?;
-            let value = percent_encoding::percent_decode_str(value.trim())
-                .decode_utf8()
-                .map_err(|_| {
-                    ConfigError::new(
-                        variable,
-                        list,
-                        format!("the value of `{}` is not UTF-8 once decoded", name.trim()),
-                    )
-                })?;
-            header(variable, name.trim(), &value)
-                .map_err(|e| ConfigError::new(variable, list, e.reason()))
-        })
-        .collect()
+        if !value.is_empty() {
+            headers.push(header(variable, name, &value)?);
+        }
+    }
+    Ok(headers)
 }
 
-/// A header name and value, checked.
+/// What errors show in place of a header value.
+const HIDDEN: &str = "(not shown)";
+
+/// A header name and value, checked (the error shows the name, never the value).
 fn header(
     variable: &str,
     name: &str,
     value: &str,
 ) -> Result<(HeaderName, HeaderValue), ConfigError> {
-    let name = HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| ConfigError::new(variable, name, format!("`{name}` is not a header name")))?;
+    let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+        ConfigError::new(variable, HIDDEN, format!("`{name}` is not a header name"))
+    })?;
     let value = HeaderValue::from_str(value).map_err(|_| {
         ConfigError::new(
             variable,
-            value,
+            HIDDEN,
             format!("the value of `{name}` is not a header value"),
         )
     })?;
@@ -385,7 +409,10 @@ impl OtlpHttpExporter {
         }
         let response = self.client.send_bytes(request).await.map_err(|e| Failure {
             message: format!("OTLP export to {} failed: {e}", self.endpoint),
-            retryable: true,
+            // A reply too large to read came after the receiver took the batch: sending it
+            // again would duplicate it. Any other error (connection refused or reset, DNS)
+            // may pass on a later attempt.
+            retryable: e.downcast_ref::<ResponseBodyTooLarge>().is_none(),
             retry_after: None,
         })?;
         let status = response.status();
@@ -407,13 +434,17 @@ impl OtlpHttpExporter {
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs),
+                .map(|seconds| Duration::from_secs(seconds.min(MAX_RETRY_AFTER_SECS))),
         })
     }
 
     /// Sends `body`, retrying as the specification says, within the timeout.
     async fn send(&self, body: Bytes) -> OTelSdkResult {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        let start = tokio::time::Instant::now();
+        // A timeout too large to add is no limit: a year stands for it.
+        let deadline = start
+            .checked_add(self.timeout)
+            .unwrap_or_else(|| start + Duration::from_secs(365 * 24 * 3600));
         let mut backoff = INITIAL_BACKOFF;
         for attempt in 0.. {
             let failure =
@@ -426,7 +457,7 @@ impl OtlpHttpExporter {
                 return Err(OTelSdkError::InternalFailure(failure.message));
             }
             let delay = failure.retry_after.unwrap_or_else(|| backoff + jitter());
-            if tokio::time::Instant::now() + delay >= deadline {
+            if delay >= deadline.saturating_duration_since(tokio::time::Instant::now()) {
                 return Err(OTelSdkError::InternalFailure(format!(
                     "{} (no time left to retry within {:?})",
                     failure.message, self.timeout

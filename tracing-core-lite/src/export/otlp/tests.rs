@@ -307,6 +307,7 @@ proptest! {
 enum Reply {
     Status(u16, Option<&'static str>),
     NetworkError,
+    TooLarge,
     Hang,
 }
 
@@ -346,6 +347,11 @@ impl HttpClient for Scripted {
             let (code, retry_after) = match next.unwrap_or(Reply::Status(200, None)) {
                 Reply::Status(code, retry_after) => (code, retry_after),
                 Reply::NetworkError => return Err("connection refused".into()),
+                Reply::TooLarge => {
+                    let error: HttpError =
+                        Box::new(opentelemetry_http::ResponseBodyTooLarge::new());
+                    return Err(error);
+                }
                 Reply::Hang => std::future::pending().await,
             };
             let mut response = Response::builder().status(code);
@@ -448,6 +454,38 @@ async fn retries_stop_after_three() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_retry_later_than_any_clock_neither_panics_nor_waits() {
+    let client = Scripted::new([Reply::Status(503, Some("18446744073709551615"))]);
+    let asks_forever = exporter(&client).build_with(no_env).expect("exporter");
+    let error = asks_forever.export(one_span()).await.expect_err("gives up");
+    assert!(
+        error.to_string().contains("no time left to retry"),
+        "{error}"
+    );
+
+    // And a timeout too large to add to the clock.
+    let client = Scripted::new([Reply::Status(503, None)]);
+    let unbounded = exporter(&client)
+        .with_timeout(Duration::MAX)
+        .build_with(no_env)
+        .expect("exporter");
+    unbounded
+        .export(one_span())
+        .await
+        .expect("exported on retry");
+    assert_eq!(client.requests(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reply_too_large_to_read_is_not_sent_again() {
+    // The receiver took the batch: sending it again would duplicate its spans.
+    let client = Scripted::new([Reply::TooLarge]);
+    let exporter = exporter(&client).build_with(no_env).expect("exporter");
+    exporter.export(one_span()).await.expect_err("fails");
+    assert_eq!(client.requests(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn other_statuses_are_not_retried() {
     for code in [400, 401, 404, 413, 500] {
         let client = Scripted::new([Reply::Status(code, None)]);
@@ -524,12 +562,38 @@ fn bad_settings_are_errors_that_name_them() {
         .build_with(no_env)
         .expect_err("no scheme");
     assert!(error.0.to_string().contains("http://"), "{}", error.0);
-    // Credentials stay out of the debug output.
+    // Credentials stay out of errors...
+    for list in [
+        "authorization=Bearer secret,oops",
+        "authorization=Bearer%0asecret",
+        "bad name=secret",
+    ] {
+        let error = exporter(&client)
+            .build_with(|v| (v == "OTEL_EXPORTER_OTLP_HEADERS").then(|| list.to_owned()))
+            .expect_err(list);
+        assert!(!error.0.to_string().contains("secret"), "{}", error.0);
+    }
+    let error = exporter(&client)
+        .with_header("authorization", "Bearer secret\n")
+        .build_with(no_env)
+        .expect_err("a newline");
+    assert!(!error.0.to_string().contains("secret"), "{}", error.0);
+    // ... and out of the debug output.
     let with_secret = exporter(&client)
         .with_header("authorization", "Bearer secret")
         .build_with(no_env)
         .expect("exporter");
     assert!(!format!("{with_secret:?}").contains("secret"));
+}
+
+#[test]
+fn header_entries_without_a_value_are_left_out() {
+    let client = Scripted::default();
+    let e = exporter(&client)
+        .build_with(|v| (v == "OTEL_EXPORTER_OTLP_HEADERS").then(|| " a= , ,b = 1".into()))
+        .expect("exporter");
+    assert_eq!(e.headers.len(), 1);
+    assert_eq!(e.headers["b"], "1");
 }
 
 #[test]
