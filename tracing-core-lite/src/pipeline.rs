@@ -165,7 +165,7 @@ impl OtlpProtocol {
 }
 
 /// Checks that `value` is an absolute `http`/`https` URL with a host.
-fn validate_endpoint(variable: &str, value: &str) -> Result<String, ConfigError> {
+pub(crate) fn validate_endpoint(variable: &str, value: &str) -> Result<String, ConfigError> {
     let uri: http::Uri = value
         .trim()
         .parse()

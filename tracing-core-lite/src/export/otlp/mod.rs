@@ -196,20 +196,13 @@ impl OtlpHttpExporterBuilder {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<OtlpHttpExporter, BuildError> {
         let config_error = |e: ConfigError| BuildError(Box::new(e));
-        let endpoint: Uri = self.endpoint.trim().parse().map_err(|e| {
-            config_error(ConfigError::new(
-                "OTLP endpoint",
-                &self.endpoint,
-                format!("not a URL: {e}"),
-            ))
-        })?;
-        if !matches!(endpoint.scheme_str(), Some("http" | "https")) {
-            return Err(config_error(ConfigError::new(
-                "OTLP endpoint",
-                &self.endpoint,
-                "the URL must start with http:// or https://",
-            )));
-        }
+        let endpoint: Uri = crate::pipeline::validate_endpoint("OTLP endpoint", &self.endpoint)
+            .and_then(|url| {
+                url.parse().map_err(|e| {
+                    ConfigError::new("OTLP endpoint", &self.endpoint, format!("not a URL: {e}"))
+                })
+            })
+            .map_err(config_error)?;
 
         let mut headers = HeaderMap::new();
         for variable in [
