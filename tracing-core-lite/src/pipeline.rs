@@ -35,6 +35,7 @@
 //! A collector that is down is not an error at start-up: exports fail later, are counted in
 //! [`PipelineGuard::stats`] and logged at most every ten seconds, and requests are unaffected.
 
+use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
@@ -42,7 +43,10 @@ use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_otlp::{
+    OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, WithExportConfig,
+};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkError;
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
@@ -64,10 +68,6 @@ const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
 const OTEL_TRACES_EXPORTER: &str = "OTEL_TRACES_EXPORTER";
 const OTEL_TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
 const OTEL_TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
-const OTEL_EXPORTER_OTLP_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
-const OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
-const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
-const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
 const OTEL_EXPORTER_ZIPKIN_ENDPOINT: &str = "OTEL_EXPORTER_ZIPKIN_ENDPOINT";
 
 /// The instrumentation scope name of the spans this workspace creates.
@@ -235,35 +235,65 @@ pub fn parse_sampler(name: Option<&str>, arg: Option<&str>) -> Result<Sampler, C
 ///
 /// A member without `=`, an empty key, or a value that is not valid percent-encoded UTF-8.
 pub fn parse_resource_attributes(value: &str) -> Result<Vec<KeyValue>, ConfigError> {
+    let error = |reason: String| ConfigError::new(OTEL_RESOURCE_ATTRIBUTES, value, reason);
     let mut out = Vec::new();
-    for member in value.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-        let (k, v) = member.split_once('=').ok_or_else(|| {
-            ConfigError::new(
-                OTEL_RESOURCE_ATTRIBUTES,
-                value,
-                format!("`{member}` is not key=value"),
-            )
+    for member in key_value_members(value) {
+        let (k, v) = member.map_err(|e| match e {
+            MemberError::NoEquals(_, member) => error(format!("`{member}` is not key=value")),
+            MemberError::EmptyKey(_, member) => error(format!("`{member}` has an empty key")),
+            MemberError::NotUtf8(k) => error(format!(
+                "the value of `{k}` is not UTF-8 once percent-decoded"
+            )),
         })?;
-        let k = k.trim();
-        if k.is_empty() {
-            return Err(ConfigError::new(
-                OTEL_RESOURCE_ATTRIBUTES,
-                value,
-                format!("`{member}` has an empty key"),
-            ));
-        }
-        let v = percent_encoding::percent_decode_str(v.trim())
-            .decode_utf8()
-            .map_err(|_| {
-                ConfigError::new(
-                    OTEL_RESOURCE_ATTRIBUTES,
-                    value,
-                    format!("the value of `{k}` is not UTF-8 once percent-decoded"),
-                )
-            })?;
         out.push(KeyValue::new(k.to_owned(), v.into_owned()));
     }
     Ok(out)
+}
+
+/// Why a member of a `key=value,...` list could not be read.
+pub(crate) enum MemberError<'a> {
+    /// The member at this position (from 1, blank members counted) has no `=`.
+    NoEquals(usize, &'a str),
+    /// The member at this position has nothing before its `=`.
+    EmptyKey(usize, &'a str),
+    /// The value of this key is not UTF-8 once percent-decoded.
+    NotUtf8(&'a str),
+}
+
+/// The members of a `key=value,...` list as the `OTEL_*` variables write them
+/// (`OTEL_RESOURCE_ATTRIBUTES`, `OTEL_EXPORTER_OTLP_HEADERS`): blank members skipped, blanks
+/// around keys and values trimmed, keys not empty, values percent-decoded.
+pub(crate) fn key_value_members(
+    list: &str,
+) -> impl Iterator<Item = Result<(&str, Cow<'_, str>), MemberError<'_>>> {
+    list.split(',')
+        .map(str::trim)
+        .enumerate()
+        .filter(|(_, member)| !member.is_empty())
+        .map(|(index, member)| {
+            let (k, v) = member
+                .split_once('=')
+                .ok_or(MemberError::NoEquals(index + 1, member))?;
+            let k = k.trim();
+            if k.is_empty() {
+                return Err(MemberError::EmptyKey(index + 1, member));
+            }
+            let v = percent_encoding::percent_decode_str(v.trim())
+                .decode_utf8()
+                .map_err(|_| MemberError::NotUtf8(k))?;
+            Ok((k, v))
+        })
+}
+
+/// The first of `variables` (the signal-specific one first) that `get` finds set and not
+/// blank, with its value.
+pub(crate) fn first_set<const N: usize>(
+    get: &impl Fn(&str) -> Option<String>,
+    variables: [&'static str; N],
+) -> Option<(&'static str, String)> {
+    variables
+        .into_iter()
+        .find_map(|v| get(v).filter(|s| !s.trim().is_empty()).map(|s| (v, s)))
 }
 
 /// The pipeline could not be installed or shut down.
@@ -400,15 +430,14 @@ impl Pipeline {
             p.resource_attributes = parse_resource_attributes(&attrs)?;
         }
         p.service_name = get(OTEL_SERVICE_NAME).map(|s| s.trim().to_owned());
-        let (protocol_var, protocol) = match get(OTEL_EXPORTER_OTLP_TRACES_PROTOCOL) {
-            Some(v) => (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, Some(v)),
-            None => (
+        if let Some((variable, protocol)) = first_set(
+            &get,
+            [
+                OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
                 OTEL_EXPORTER_OTLP_PROTOCOL,
-                get(OTEL_EXPORTER_OTLP_PROTOCOL),
-            ),
-        };
-        if let Some(protocol) = protocol {
-            p.otlp_protocol = OtlpProtocol::parse(protocol_var, &protocol)?;
+            ],
+        ) {
+            p.otlp_protocol = OtlpProtocol::parse(variable, &protocol)?;
         }
         let traces_endpoint = get(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
         let base_endpoint = get(OTEL_EXPORTER_OTLP_ENDPOINT);

@@ -169,11 +169,11 @@ fn span_len(span: &SpanData, trace_state: &str) -> usize {
 
 fn put_span(out: &mut Vec<u8>, span: &SpanData, trace_state: &str) {
     let sc = &span.span_context;
-    put_bytes(out, 1, &sc.trace_id().to_bytes());
-    put_bytes(out, 2, &sc.span_id().to_bytes());
+    put_len_bytes(out, 1, &sc.trace_id().to_bytes());
+    put_len_bytes(out, 2, &sc.span_id().to_bytes());
     put_str(out, 3, trace_state);
     if span.parent_span_id != SpanId::INVALID {
-        put_bytes(out, 4, &span.parent_span_id.to_bytes());
+        put_len_bytes(out, 4, &span.parent_span_id.to_bytes());
     }
     put_str(out, 5, &span.name);
     put_varint_field(out, 6, span_kind(&span.span_kind));
@@ -196,8 +196,8 @@ fn put_span(out: &mut Vec<u8>, span: &SpanData, trace_state: &str) {
     for link in span.links.iter() {
         let trace_state = link.span_context.trace_state().header();
         put_len_header(out, 13, link_len(link, &trace_state));
-        put_bytes(out, 1, &link.span_context.trace_id().to_bytes());
-        put_bytes(out, 2, &link.span_context.span_id().to_bytes());
+        put_len_bytes(out, 1, &link.span_context.trace_id().to_bytes());
+        put_len_bytes(out, 2, &link.span_context.span_id().to_bytes());
         put_str(out, 3, &trace_state);
         for kv in &link.attributes {
             put_key_value(out, 4, kv.key.as_str(), &kv.value);
@@ -435,11 +435,6 @@ fn put_len_header(out: &mut Vec<u8>, field: u32, len: usize) {
 fn put_len_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
     put_len_header(out, field, bytes.len());
     out.extend_from_slice(bytes);
-}
-
-/// A non-empty `bytes` field (ids are never empty).
-fn put_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
-    put_len_bytes(out, field, bytes);
 }
 
 /// A string field, left out when empty.

@@ -59,6 +59,11 @@ use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use opentelemetry_http::{HttpClient, ResponseBodyTooLarge};
+use opentelemetry_otlp::{
+    OTEL_EXPORTER_OTLP_COMPRESSION, OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TIMEOUT,
+    OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, OTEL_EXPORTER_OTLP_TRACES_HEADERS,
+    OTEL_EXPORTER_OTLP_TRACES_TIMEOUT,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
@@ -67,17 +72,11 @@ use prost::Message as _;
 
 use super::BuildError;
 use crate::error::ConfigError;
+use crate::pipeline::{MemberError, first_set, key_value_members, validate_endpoint};
 use encode::Encoder;
 
-const OTEL_EXPORTER_OTLP_HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
-const OTEL_EXPORTER_OTLP_TRACES_HEADERS: &str = "OTEL_EXPORTER_OTLP_TRACES_HEADERS";
-const OTEL_EXPORTER_OTLP_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
-const OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT";
-const OTEL_EXPORTER_OTLP_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_COMPRESSION";
-const OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION";
-
-/// The specification's default export timeout.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The specification's default export timeout (10 s).
+const DEFAULT_TIMEOUT: Duration = opentelemetry_otlp::OTEL_EXPORTER_OTLP_TIMEOUT_DEFAULT;
 /// Retries after the first attempt.
 const MAX_RETRIES: u32 = 3;
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
@@ -196,7 +195,7 @@ impl OtlpHttpExporterBuilder {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<OtlpHttpExporter, BuildError> {
         let config_error = |e: ConfigError| BuildError(Box::new(e));
-        let endpoint: Uri = crate::pipeline::validate_endpoint("OTLP endpoint", &self.endpoint)
+        let endpoint: Uri = validate_endpoint("OTLP endpoint", &self.endpoint)
             .and_then(|url| {
                 url.parse().map_err(|e| {
                     ConfigError::new("OTLP endpoint", &self.endpoint, format!("not a URL: {e}"))
@@ -291,16 +290,6 @@ impl OtlpHttpExporterBuilder {
     }
 }
 
-/// The first of `variables` that is set and not blank, with its value.
-fn first_set<const N: usize>(
-    env: &impl Fn(&str) -> Option<String>,
-    variables: [&'static str; N],
-) -> Option<(&'static str, String)> {
-    variables
-        .into_iter()
-        .find_map(|v| env(v).filter(|s| !s.trim().is_empty()).map(|s| (v, s)))
-}
-
 /// Parses `key=value,key=value` (values percent-decoded, blanks around each part ignored; an
 /// entry with an empty value is left out, as `opentelemetry-otlp` does).
 ///
@@ -310,28 +299,17 @@ fn parse_headers(
     list: &str,
 ) -> Result<Vec<(HeaderName, HeaderValue)>, ConfigError> {
     let mut headers = Vec::new();
-    for (index, pair) in list.split(',').map(str::trim).enumerate() {
-        if pair.is_empty() {
-            continue;
-        }
-        let entry = index + 1;
-        let Some((name, value)) = pair.split_once('=') else {
-            return Err(ConfigError::new(
-                variable,
-                HIDDEN,
-                format!("entry {entry} is not key=value"),
-            ));
-        };
-        let name = name.trim();
-        let value = percent_encoding::percent_decode_str(value.trim())
-            .decode_utf8()
-            .map_err(|_| {
-                ConfigError::new(
-                    variable,
-                    HIDDEN,
-                    format!("the value of `{name}` is not UTF-8 once decoded"),
-                )
-            })?;
+    for member in key_value_members(list) {
+        let (name, value) = member.map_err(|e| {
+            let reason = match e {
+                MemberError::NoEquals(entry, _) => format!("entry {entry} is not key=value"),
+                MemberError::EmptyKey(entry, _) => format!("entry {entry} has an empty key"),
+                MemberError::NotUtf8(name) => {
+                    format!("the value of `{name}` is not UTF-8 once percent-decoded")
+                }
+            };
+            ConfigError::new(variable, HIDDEN, reason)
+        })?;
         if !value.is_empty() {
             headers.push(header(variable, name, &value)?);
         }
@@ -439,14 +417,15 @@ impl OtlpHttpExporter {
             .checked_add(self.timeout)
             .unwrap_or_else(|| start + Duration::from_secs(365 * 24 * 3600));
         let mut backoff = INITIAL_BACKOFF;
-        for attempt in 0.. {
+        let mut retries = 0;
+        loop {
             let failure =
                 match tokio::time::timeout_at(deadline, self.send_once(body.clone())).await {
                     Ok(Ok(())) => return Ok(()),
                     Ok(Err(failure)) => failure,
                     Err(_) => return Err(OTelSdkError::Timeout(self.timeout)),
                 };
-            if !failure.retryable || attempt == MAX_RETRIES {
+            if !failure.retryable || retries == MAX_RETRIES {
                 return Err(OTelSdkError::InternalFailure(failure.message));
             }
             let delay = failure.retry_after.unwrap_or_else(|| backoff + jitter());
@@ -458,8 +437,8 @@ impl OtlpHttpExporter {
             }
             tokio::time::sleep(delay).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
+            retries += 1;
         }
-        unreachable!("the loop returns by its last attempt")
     }
 }
 

@@ -540,8 +540,13 @@ async fn nothing_is_sent_after_shutdown() {
 #[test]
 fn bad_settings_are_errors_that_name_them() {
     let client = Scripted::default();
-    let cases: [(&str, &str, &str); 5] = [
+    let cases: [(&str, &str, &str); 6] = [
         ("OTEL_EXPORTER_OTLP_HEADERS", "novalue", "not key=value"),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "a=1, =2",
+            "entry 2 has an empty key",
+        ),
         (
             "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
             "bad name=x",
