@@ -35,6 +35,10 @@ pub enum Behavior {
     /// request is then handled under the new behaviour) or the receiver
     /// stops (it is then answered with `UNAVAILABLE`/`503`).
     Hang,
+    /// Decode the request and count its spans without recording them (see
+    /// [`OtlpReceiver::span_count`]), and answer success: what a collector's
+    /// receiver does before its pipeline, for benchmarks that send many spans.
+    Count,
 }
 
 /// A real OTLP trace receiver for tests: an OTLP/gRPC server and an
@@ -143,10 +147,12 @@ impl OtlpReceiver {
         self.shared.state.borrow().spans.clone()
     }
 
-    /// How many spans have been received so far (without copying them, as
-    /// [`spans`](Self::spans) does).
+    /// How many spans have been accepted so far: those recorded (without
+    /// copying them, as [`spans`](Self::spans) does) and those only counted
+    /// under [`Behavior::Count`].
     pub fn span_count(&self) -> usize {
-        self.shared.state.borrow().spans.len()
+        let state = self.shared.state.borrow();
+        state.spans.len() + state.counted
     }
 
     /// Waits until at least `n` spans have arrived and returns all spans
@@ -208,8 +214,8 @@ impl OtlpReceiver {
         self.shared.behavior.send_replace(behavior);
     }
 
-    /// Forgets all received spans and resets [`OtlpReceiver::export_requests`]
-    /// to zero. The [`Behavior`] is unchanged.
+    /// Forgets all received spans (recorded and counted) and resets
+    /// [`OtlpReceiver::export_requests`] to zero. The [`Behavior`] is unchanged.
     pub fn clear(&self) {
         self.shared.state.send_replace(State::default());
     }
@@ -345,6 +351,8 @@ pub(crate) struct Shared {
 #[derive(Debug, Clone, Default)]
 struct State {
     spans: Vec<ReceivedSpan>,
+    /// Spans counted and not recorded ([`Behavior::Count`]).
+    counted: usize,
     export_requests: usize,
 }
 
@@ -376,6 +384,16 @@ impl Shared {
                 Behavior::Accept => {
                     let spans = flatten(request, transport);
                     self.state.send_modify(|state| state.spans.extend(spans));
+                    return Outcome::Accepted;
+                }
+                Behavior::Count => {
+                    let spans = request
+                        .resource_spans
+                        .iter()
+                        .flat_map(|resource| &resource.scope_spans)
+                        .map(|scope| scope.spans.len())
+                        .sum::<usize>();
+                    self.state.send_modify(|state| state.counted += spans);
                     return Outcome::Accepted;
                 }
                 Behavior::Reject => return Outcome::Rejected,

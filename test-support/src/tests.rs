@@ -732,6 +732,37 @@ async fn reject_answers_unavailable_and_records_nothing() {
 }
 
 #[tokio::test]
+async fn count_counts_spans_without_recording_them() {
+    let receiver = OtlpReceiver::start().await.expect("start");
+    bounded(http_export(
+        http_authority(&receiver),
+        one_span_request("recorded"),
+    ))
+    .await;
+    receiver.set_behavior(Behavior::Count);
+
+    let response = bounded(http_export(
+        http_authority(&receiver),
+        one_span_request("counted over HTTP"),
+    ))
+    .await;
+    assert_eq!(response.status(), HttpStatus::OK);
+    let mut client = bounded(grpc_client(&receiver)).await;
+    let mut two = one_span_request("counted over gRPC");
+    let scope = two.resource_spans[0].scope_spans[0].clone();
+    two.resource_spans[0].scope_spans.push(scope);
+    bounded(client.export(two)).await.expect("export");
+
+    assert_eq!(receiver.export_requests(), 3);
+    assert_eq!(receiver.span_count(), 1 + 1 + 2);
+    let recorded = receiver.spans();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].name, "recorded");
+    receiver.clear();
+    assert_eq!(receiver.span_count(), 0);
+}
+
+#[tokio::test]
 async fn hang_holds_exports_until_the_behavior_changes() {
     let receiver = OtlpReceiver::start().await.expect("start");
     receiver.set_behavior(Behavior::Hang);

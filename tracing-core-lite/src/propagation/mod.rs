@@ -286,6 +286,22 @@ impl Propagators {
         })
     }
 
+    /// [`Propagators::extract_headers`] as the parent of a server's span: on the W3C Trace
+    /// Context fast path, the caller's span context beside the current context, not put into
+    /// a context of its own (an allocation that only the span's start would read).
+    pub(crate) fn extract_parent(&self, headers: &http::HeaderMap) -> Parent {
+        Context::map_current(|cx| match self.trace_context_only(headers) {
+            Some(found) => match TraceContextPropagator::extract_found(&found, headers) {
+                Some(sc) => Parent::caller(cx.clone(), sc),
+                // No caller: the current context, which may hold a span itself.
+                None => Parent::context(cx.clone()),
+            },
+            None => {
+                Parent::context(self.extract_from(cx, Some(headers), &HeaderExtractor(headers)))
+            }
+        })
+    }
+
     /// The headers of the usual configuration (`tracecontext` alone or with `baggage`) without
     /// baggage, where extraction is W3C Trace Context's alone (what the composite's loop would
     /// return, without it); `None` for every other case.
@@ -417,6 +433,18 @@ impl Extracted {
     }
 }
 
+/// [`extract_headers`] as the parent of a server's span: the caller's span context beside
+/// the current context, on the fast path of [`Propagators::extract_headers`].
+fn extract_parent(propagators: Option<&Propagators>, headers: &http::HeaderMap) -> Parent {
+    match propagators {
+        Some(p) => p.extract_parent(headers),
+        None => opentelemetry::global::get_text_map_propagator(|p| match INSTALLED.get() {
+            Some(ours) if ours.is(p) => ours.extract_parent(headers),
+            _ => Parent::context(p.extract(&HeaderExtractor(headers))),
+        }),
+    }
+}
+
 /// [`extract_headers`] for a server whose sampler follows its caller's decision (see
 /// [`Extracted`]). With the W3C Trace Context fast path of [`Propagators::extract_headers`], an
 /// unsampled caller's context is never made, only its child's.
@@ -483,7 +511,7 @@ pub fn server_parent(
             Extracted::UnsampledChild(cx) => return ServerParent::Unsampled(cx),
         }
     } else {
-        Parent::context(extract_headers(propagators, headers))
+        extract_parent(propagators, headers)
     };
     ServerParent::Span {
         parent,
@@ -608,6 +636,46 @@ mod tests {
 
     fn trace_id(cx: &Context) -> String {
         cx.span().span_context().trace_id().to_string()
+    }
+
+    #[test]
+    fn a_server_not_following_sampling_has_the_caller_as_parent() {
+        const UNSAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        let ours = Propagators::default();
+        let b3 = Propagators::new([Format::B3Multi, Format::TraceContext, Format::Baggage]);
+        for (propagators, pairs) in [
+            // The fast path, sampled and not, then the composite's loop (baggage; B3 first).
+            (&ours, &[W3C, ("tracestate", "k=v")][..]),
+            (&ours, &[("traceparent", UNSAMPLED)]),
+            (&ours, &[W3C, ("baggage", "user=alice")]),
+            (&b3, &[W3C, ("baggage", "user=alice")]),
+            (&ours, &[]),
+        ] {
+            let mut map = http::HeaderMap::new();
+            for (k, v) in pairs {
+                map.append(*k, http::HeaderValue::from_static(v));
+            }
+            let caller = ours.extract_headers(&map);
+            let ServerParent::Span { parent, links } =
+                server_parent(Some(propagators), &map, false, false)
+            else {
+                panic!("{pairs:?}: a server that does not follow its caller starts a span");
+            };
+            assert!(links.is_empty());
+            assert_eq!(
+                parent.span_context(),
+                *caller.span().span_context(),
+                "{pairs:?}"
+            );
+            // Span contexts compare their trace state too.
+            let cx = parent.into_context();
+            assert_eq!(cx.span().span_context(), caller.span().span_context());
+            assert_eq!(
+                cx.baggage().get("user").map(|v| v.to_string()),
+                caller.baggage().get("user").map(|v| v.to_string()),
+                "{pairs:?}"
+            );
+        }
     }
 
     #[test]

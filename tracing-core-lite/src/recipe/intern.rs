@@ -1,5 +1,6 @@
 //! Interning of the few strings that most spans repeat: span names and route templates
-//! (`GET /orders/{id}`, `helloworld.Greeter/SayHello`), server host names, user agents.
+//! (`GET /orders/{id}`, `helloworld.Greeter/SayHello`), server host names and authorities,
+//! user agents.
 //!
 //! A span attribute or name that is a `&'static str` costs no allocation, no copy and nothing
 //! when the span is dropped (on the export thread). These strings take few values in a
@@ -21,7 +22,8 @@ use std::sync::{Mutex, MutexGuard};
 pub(crate) enum Kind {
     /// Span names and route templates: low-cardinality by the conventions.
     Name,
-    /// `server.address`: a service answers to a few host names.
+    /// `server.address`, or the authority (host and port) it is read from: a service answers
+    /// to a few names.
     Host,
     /// `user_agent.original`: a few client kinds call a service.
     UserAgent,
@@ -156,6 +158,14 @@ pub(crate) fn intern(kind: Kind, s: &str) -> Option<&'static str> {
     let interned = intern_uncached(kind, s)?;
     remember(h, interned);
     Some(interned)
+}
+
+/// Whether `s` is in the shared table.
+#[cfg(test)]
+pub(crate) fn is_interned(s: &str) -> bool {
+    table()
+        .as_ref()
+        .is_some_and(|table| table.strings.contains(s))
 }
 
 /// The shared table's copy of `s`, added if its kind and the byte budget allow.

@@ -20,6 +20,7 @@ pub mod http;
 pub(crate) mod intern;
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -155,14 +156,44 @@ fn split_authority(authority: &str) -> (&str, Option<u16>) {
 /// Adds `server.address` and `server.port` for an authority (`[userinfo@]host[:port]`, an IPv6
 /// host in brackets): the port it names, else `default_port`; nothing for an empty host.
 pub fn push_server_address(authority: &str, default_port: Option<u16>, attrs: &mut Vec<KeyValue>) {
-    let (host, port) = split_authority(authority);
-    if host.is_empty() {
+    let Some((host, port)) = server_address(authority) else {
         return;
-    }
-    attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, host_value(host)));
+    };
+    attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, host));
     if let Some(port) = port.or(default_port) {
         attrs.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
     }
+}
+
+thread_local! {
+    /// The last authority split on this thread, interned, with its host (a part of that copy,
+    /// as long-lived) and port: the requests a service receives, and those a client sends,
+    /// name the same few authorities over and over.
+    static LAST_AUTHORITY: Cell<Option<(&'static str, &'static str, Option<u16>)>> =
+        const { Cell::new(None) };
+}
+
+/// The host of `authority` as a `server.address` value, and its port; `None` for an empty
+/// host. The same authority as the last one on this thread costs one comparison; another is
+/// split and, without userinfo (credentials are never kept), interned whole.
+fn server_address(authority: &str) -> Option<(Value, Option<u16>)> {
+    if let Some((last, host, port)) = LAST_AUTHORITY.with(Cell::get)
+        && last == authority
+    {
+        return Some((Value::from(host), port));
+    }
+    let (host, port) = split_authority(authority);
+    if host.is_empty() {
+        return None;
+    }
+    if !authority.contains('@')
+        && let Some(interned) = intern::intern(intern::Kind::Host, authority)
+    {
+        let (host, port) = split_authority(interned);
+        LAST_AUTHORITY.with(|last| last.set(Some((interned, host, port))));
+        return Some((Value::from(host), port));
+    }
+    Some((host_value(host), port))
 }
 
 fn format_ip(ip: IpAddr) -> Arc<str> {
@@ -321,6 +352,43 @@ mod tests {
             .rposition(|&b| b != b']')
             .map_or(start, |i| (i + 1).max(start));
         (&host[start..end], port.and_then(|p| p.parse().ok()))
+    }
+
+    #[test]
+    fn server_address_is_the_same_from_the_last_authority_cache() {
+        let long = format!("{}:80", "h".repeat(300));
+        let authorities = [
+            "shop.example:8080",
+            "shop.example:8080",
+            "other.example",
+            "shop.example:8080",
+            "user:secret@creds.example:1",
+            "user:secret@creds.example:1",
+            "[::1]:443",
+            "[::1]:443",
+            ":80",
+            "shop.example:8080",
+            long.as_str(),
+            long.as_str(),
+            "shop.example:8080",
+        ];
+        // Twice: the second time, every authority but the first may come from the cache.
+        for authority in authorities.iter().chain(&authorities) {
+            let mut attrs = Vec::new();
+            push_server_address(authority, Some(9), &mut attrs);
+            let (host, port) = split_authority(authority);
+            let expected = if host.is_empty() {
+                Vec::new()
+            } else {
+                vec![
+                    KeyValue::new(semconv::SERVER_ADDRESS, host.to_owned()),
+                    KeyValue::new(semconv::SERVER_PORT, i64::from(port.unwrap_or(9))),
+                ]
+            };
+            assert_eq!(attrs, expected, "{authority:?}");
+        }
+        // Credentials are never kept for the life of the process.
+        assert!(!intern::is_interned("user:secret@creds.example:1"));
     }
 
     #[test]
