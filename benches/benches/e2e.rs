@@ -49,6 +49,8 @@ fn main() {
         // `cargo bench -- --list`: nothing for criterion to list here.
         return;
     }
+    // Read first, so that a wrong value stops the bench before anything runs.
+    let mode = one_mode();
     let requests = env_or("E2E_REQUESTS", 20_000);
     let rounds = env_or("E2E_ROUNDS", 5);
     let concurrency = env_or("E2E_CONCURRENCY", 8);
@@ -84,9 +86,14 @@ fn main() {
         .build()
         .expect("runtime");
 
+    let modes = match mode {
+        None => "tracing off and on alternating",
+        Some(true) => "tracing on only",
+        Some(false) => "tracing off only",
+    };
     println!(
         "end to end on loopback: {requests} requests per round, {concurrency} concurrent callers, \
-         {rounds} rounds per mode, tracing off and on alternating"
+         {rounds} rounds per mode, {modes}"
     );
     let pipeline = || {
         Pipeline::new()
@@ -167,6 +174,20 @@ fn main() {
     }
 }
 
+/// `E2E_TRACING`: `Some(true)` for `on`, `Some(false)` for `off`, `None` when unset (both
+/// modes, alternating). Any other value stops the bench.
+fn one_mode() -> Option<bool> {
+    let mode = std::env::var("E2E_TRACING").ok()?;
+    match mode.as_str() {
+        "on" => Some(true),
+        "off" => Some(false),
+        _ => {
+            eprintln!("E2E_TRACING: `on` or `off`, not {mode:?}");
+            std::process::exit(2);
+        }
+    }
+}
+
 static RECEIVED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Runs `rounds` rounds with tracing off and on, alternating, and prints the median
@@ -177,20 +198,13 @@ where
     Fut: Future<Output = Duration> + 'a,
 {
     // For a profiler (callgrind, perf): one mode only, so that its cost is all there is.
-    if let Ok(mode) = std::env::var("E2E_TRACING") {
-        let traced = match mode.as_str() {
-            "on" => true,
-            "off" => false,
-            _ => {
-                eprintln!("E2E_TRACING: `on` or `off`, not {mode:?}");
-                std::process::exit(2);
-            }
-        };
+    if let Some(traced) = one_mode() {
         let mut took = Vec::new();
         for _ in 0..rounds {
             took.push(round(traced).await.as_millis());
         }
-        println!("{label}: tracing {mode}, rounds {took:?} ms");
+        let mode = if traced { "on" } else { "off" };
+        println!("{label}: tracing {mode} only, rounds {took:?} ms");
         return;
     }
     // One warm-up round of each.

@@ -43,7 +43,8 @@ pub enum Behavior {
 
 /// A real OTLP trace receiver for tests: an OTLP/gRPC server and an
 /// OTLP/HTTP (protobuf) server, each on its own ephemeral port of 127.0.0.1,
-/// both recording what they receive into one list of [`ReceivedSpan`]s.
+/// both recording what they receive into one list of [`ReceivedSpan`]s (or
+/// only counting it, under [`Behavior::Count`]).
 ///
 /// Dropping the receiver stops both servers: they close their listeners,
 /// answer hanging exports with `UNAVAILABLE`/`503`, and let open connections
@@ -142,7 +143,8 @@ impl OtlpReceiver {
         format!("{}/v1/traces", self.http_endpoint())
     }
 
-    /// All spans received so far, in arrival order.
+    /// All spans recorded so far, in arrival order (not those only counted
+    /// under [`Behavior::Count`]: see [`span_count`](Self::span_count)).
     pub fn spans(&self) -> Vec<ReceivedSpan> {
         self.shared.state.borrow().spans.clone()
     }
@@ -155,8 +157,11 @@ impl OtlpReceiver {
         state.spans.len() + state.counted
     }
 
-    /// Waits until at least `n` spans have arrived and returns all spans
-    /// received so far (possibly more than `n`).
+    /// Waits until at least `n` spans have been recorded and returns all spans
+    /// recorded so far (possibly more than `n`). Spans only counted under
+    /// [`Behavior::Count`] are not waited for: wait with
+    /// [`wait_for_export_requests`](Self::wait_for_export_requests) and read
+    /// [`span_count`](Self::span_count) then.
     ///
     /// Wakes up on every export; it never polls. The error tells how many
     /// spans arrived before the timeout.
@@ -170,7 +175,7 @@ impl OtlpReceiver {
             .map(|state| state.spans)
     }
 
-    /// Waits until `pred` holds for the spans received so far, and returns
+    /// Waits until `pred` holds for the spans recorded so far, and returns
     /// them.
     ///
     /// `pred` is called at once and then after every export. It runs while
@@ -275,6 +280,7 @@ impl fmt::Debug for OtlpReceiver {
             .field("http_addr", &self.http_addr)
             .field("behavior", &*self.shared.behavior.borrow())
             .field("spans", &state.spans.len())
+            .field("counted", &state.counted)
             .field("export_requests", &state.export_requests)
             .finish_non_exhaustive()
     }
@@ -293,12 +299,12 @@ pub struct WaitError {
 }
 
 impl WaitError {
-    /// How many spans had arrived when the wait timed out.
+    /// How many spans had been recorded when the wait timed out.
     pub fn arrived(&self) -> usize {
         self.spans.len()
     }
 
-    /// The spans that had arrived when the wait timed out.
+    /// The spans that had been recorded when the wait timed out.
     pub fn spans(&self) -> &[ReceivedSpan] {
         &self.spans
     }
@@ -358,7 +364,7 @@ struct State {
 
 /// What became of an export request.
 pub(crate) enum Outcome {
-    /// Spans recorded; answer success.
+    /// Spans recorded (or counted); answer success.
     Accepted,
     /// [`Behavior::Reject`]: nothing recorded; answer a retryable error.
     Rejected,

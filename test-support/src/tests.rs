@@ -748,13 +748,17 @@ async fn count_counts_spans_without_recording_them() {
     .await;
     assert_eq!(response.status(), HttpStatus::OK);
     let mut client = bounded(grpc_client(&receiver)).await;
-    let mut two = one_span_request("counted over gRPC");
-    let scope = two.resource_spans[0].scope_spans[0].clone();
-    two.resource_spans[0].scope_spans.push(scope);
-    bounded(client.export(two)).await.expect("export");
+    // Three spans: two in one scope, one in a second scope.
+    let mut three = one_span_request("counted over gRPC");
+    let scope = &mut three.resource_spans[0].scope_spans[0];
+    scope.spans.push(scope.spans[0].clone());
+    let mut other = scope.clone();
+    other.spans.truncate(1);
+    three.resource_spans[0].scope_spans.push(other);
+    bounded(client.export(three)).await.expect("export");
 
     assert_eq!(receiver.export_requests(), 3);
-    assert_eq!(receiver.span_count(), 1 + 1 + 2);
+    assert_eq!(receiver.span_count(), 1 + 1 + 3);
     let recorded = receiver.spans();
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].name, "recorded");

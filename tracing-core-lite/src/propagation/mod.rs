@@ -655,7 +655,11 @@ mod tests {
             for (k, v) in pairs {
                 map.append(*k, http::HeaderValue::from_static(v));
             }
-            let caller = ours.extract_headers(&map);
+            // Under a current context with baggage of its own, which the parent keeps.
+            let _current =
+                Context::current_with_baggage([opentelemetry::KeyValue::new("tenant", "acme")])
+                    .attach();
+            let caller = propagators.extract_headers(&map);
             let ServerParent::Span { parent, links } =
                 server_parent(Some(propagators), &map, false, false)
             else {
@@ -670,9 +674,17 @@ mod tests {
             // Span contexts compare their trace state too.
             let cx = parent.into_context();
             assert_eq!(cx.span().span_context(), caller.span().span_context());
+            for key in ["user", "tenant"] {
+                assert_eq!(
+                    cx.baggage().get(key).map(|v| v.to_string()),
+                    caller.baggage().get(key).map(|v| v.to_string()),
+                    "{pairs:?}"
+                );
+            }
+            assert!(cx.baggage().get("tenant").is_some(), "{pairs:?}");
             assert_eq!(
-                cx.baggage().get("user").map(|v| v.to_string()),
-                caller.baggage().get("user").map(|v| v.to_string()),
+                cx.baggage().get("user").is_some(),
+                pairs.len() == 2 && pairs[1].0 == "baggage",
                 "{pairs:?}"
             );
         }

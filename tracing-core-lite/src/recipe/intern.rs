@@ -22,9 +22,10 @@ use std::sync::{Mutex, MutexGuard};
 pub(crate) enum Kind {
     /// Span names and route templates: low-cardinality by the conventions.
     Name,
-    /// `server.address`, or the authority (host and port) it is read from: a service answers
-    /// to a few names.
+    /// `server.address`: a service answers to a few host names.
     Host,
+    /// The authority (`host[:port]`) that `server.address` and `server.port` are read from.
+    Authority,
     /// `user_agent.original`: a few client kinds call a service.
     UserAgent,
 }
@@ -34,6 +35,7 @@ impl Kind {
         match self {
             Kind::Name => 4096,
             Kind::Host => 64,
+            Kind::Authority => 64,
             Kind::UserAgent => 256,
         }
     }
@@ -43,6 +45,7 @@ impl Kind {
             Kind::Name => 0,
             Kind::Host => 1,
             Kind::UserAgent => 2,
+            Kind::Authority => 3,
         }
     }
 }
@@ -57,7 +60,7 @@ const SLOTS: usize = 64;
 
 struct Table {
     strings: HashSet<&'static str>,
-    counts: [usize; 3],
+    counts: [usize; 4],
     bytes: usize,
 }
 
@@ -173,7 +176,7 @@ fn intern_uncached(kind: Kind, s: &str) -> Option<&'static str> {
     let mut guard = table();
     let table = guard.get_or_insert_with(|| Table {
         strings: HashSet::new(),
-        counts: [0; 3],
+        counts: [0; 4],
         bytes: 0,
     });
     if let Some(found) = table.strings.get(s) {

@@ -177,6 +177,14 @@ thread_local! {
 /// host. The same authority as the last one on this thread costs one comparison; another is
 /// split and, without userinfo (credentials are never kept), interned whole.
 fn server_address(authority: &str) -> Option<(Value, Option<u16>)> {
+    server_address_with(authority, |a| intern::intern(intern::Kind::Authority, a))
+}
+
+/// [`server_address`] with `intern` as the interner of authorities.
+fn server_address_with(
+    authority: &str,
+    intern: impl FnOnce(&str) -> Option<&'static str>,
+) -> Option<(Value, Option<u16>)> {
     if let Some((last, host, port)) = LAST_AUTHORITY.with(Cell::get)
         && last == authority
     {
@@ -187,11 +195,14 @@ fn server_address(authority: &str) -> Option<(Value, Option<u16>)> {
         return None;
     }
     if !authority.contains('@')
-        && let Some(interned) = intern::intern(intern::Kind::Host, authority)
+        && let Some(interned) = intern(authority)
     {
-        let (host, port) = split_authority(interned);
-        LAST_AUTHORITY.with(|last| last.set(Some((interned, host, port))));
-        return Some((Value::from(host), port));
+        // The host is a part of the authority: the same part of its interned copy.
+        let start = host.as_ptr() as usize - authority.as_ptr() as usize;
+        if let Some(host) = interned.get(start..start + host.len()) {
+            LAST_AUTHORITY.with(|last| last.set(Some((interned, host, port))));
+            return Some((Value::from(host), port));
+        }
     }
     Some((host_value(host), port))
 }
@@ -371,12 +382,27 @@ mod tests {
             long.as_str(),
             long.as_str(),
             "shop.example:8080",
+            "héte.example:x",
+            "héte.example:x",
         ];
-        // Twice: the second time, every authority but the first may come from the cache.
+        // An interner that always interns (the shared table's budget may be spent by other
+        // tests), and records what it was given.
+        let interned = std::cell::RefCell::new(Vec::<String>::new());
+        let mut hits = 0;
         for authority in authorities.iter().chain(&authorities) {
+            let from_cache = LAST_AUTHORITY
+                .with(Cell::get)
+                .is_some_and(|(last, ..)| last == *authority);
+            let found = server_address_with(authority, |a| {
+                interned.borrow_mut().push(a.to_owned());
+                Some(Box::leak(Box::from(a)))
+            });
+            hits += usize::from(from_cache);
+            let (host, port) = split_authority(authority);
+            let expected = (!host.is_empty()).then(|| (Value::from(host.to_owned()), port));
+            assert_eq!(found, expected, "{authority:?}");
             let mut attrs = Vec::new();
             push_server_address(authority, Some(9), &mut attrs);
-            let (host, port) = split_authority(authority);
             let expected = if host.is_empty() {
                 Vec::new()
             } else {
@@ -387,7 +413,12 @@ mod tests {
             };
             assert_eq!(attrs, expected, "{authority:?}");
         }
+        // Only an authority equal to the one before it comes from the slot.
+        assert!(hits >= 6, "{hits}");
         // Credentials are never kept for the life of the process.
+        let interned = interned.into_inner();
+        assert!(interned.iter().all(|a| !a.contains('@')), "{interned:?}");
+        assert!(interned.iter().any(|a| a == "shop.example:8080"));
         assert!(!intern::is_interned("user:secret@creds.example:1"));
     }
 
