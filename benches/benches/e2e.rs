@@ -74,9 +74,10 @@ fn main() {
                 .expect("send");
             // Counted, not kept: the receiver's memory stays bounded.
             let _ = stop_rx.await;
-            RECEIVED.store(receiver.span_count(), std::sync::atomic::Ordering::Relaxed);
+            let received = receiver.span_count();
             receiver.shutdown().await;
-        });
+            received
+        })
     });
     let (otlp_http_url, _otlp_grpc) = receiver_rx.recv().expect("receiver address");
 
@@ -123,6 +124,7 @@ fn main() {
         let guard = pipeline();
         rt.block_on(run_rounds(
             "HTTP/1.1 keep-alive (axum + hyper client), OTLP export to the receiver",
+            mode,
             rounds,
             requests,
             |on| http_round(on.then_some(&guard), requests, concurrency),
@@ -134,6 +136,7 @@ fn main() {
         let guard = noop_pipeline();
         rt.block_on(run_rounds(
             "HTTP/1.1 keep-alive (axum + hyper client), no-op exporter",
+            mode,
             rounds,
             requests,
             |on| http_round(on.then_some(&guard), requests, concurrency),
@@ -144,6 +147,7 @@ fn main() {
         let guard = pipeline();
         rt.block_on(run_rounds(
             "tonic unary (grpc.health.v1.Health/Check), OTLP export to the receiver",
+            mode,
             rounds,
             requests,
             |on| grpc_round(on.then_some(&guard), requests, concurrency),
@@ -155,6 +159,7 @@ fn main() {
         let guard = noop_pipeline();
         rt.block_on(run_rounds(
             "tonic unary (grpc.health.v1.Health/Check), no-op exporter",
+            mode,
             rounds,
             requests,
             |on| grpc_round(on.then_some(&guard), requests, concurrency),
@@ -163,11 +168,8 @@ fn main() {
     }
 
     let _ = stop_tx.send(());
-    let _ = receiver_thread.join();
-    println!(
-        "the receiver got {} spans in all",
-        RECEIVED.load(std::sync::atomic::Ordering::Relaxed)
-    );
+    let received = receiver_thread.join().expect("receiver thread");
+    println!("the receiver got {received} spans in all");
 
     if want("load") {
         exporter_under_load();
@@ -188,17 +190,21 @@ fn one_mode() -> Option<bool> {
     }
 }
 
-static RECEIVED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
 /// Runs `rounds` rounds with tracing off and on, alternating, and prints the median
-/// throughputs and their ratio.
-async fn run_rounds<'a, F, Fut>(label: &str, rounds: usize, requests: usize, mut round: F)
-where
+/// throughputs and their ratio; or, with `mode` (see [`one_mode`]), only the rounds of that
+/// mode.
+async fn run_rounds<'a, F, Fut>(
+    label: &str,
+    mode: Option<bool>,
+    rounds: usize,
+    requests: usize,
+    mut round: F,
+) where
     F: FnMut(bool) -> Fut,
     Fut: Future<Output = Duration> + 'a,
 {
     // For a profiler (callgrind, perf): one mode only, so that its cost is all there is.
-    if let Some(traced) = one_mode() {
+    if let Some(traced) = mode {
         let mut took = Vec::new();
         for _ in 0..rounds {
             took.push(round(traced).await.as_millis());

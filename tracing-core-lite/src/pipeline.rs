@@ -166,6 +166,11 @@ impl OtlpProtocol {
 
 /// Checks that `value` is an absolute `http`/`https` URL with a host.
 pub(crate) fn validate_endpoint(variable: &str, value: &str) -> Result<String, ConfigError> {
+    parse_endpoint(variable, value).map(|_| value.trim().to_owned())
+}
+
+/// [`validate_endpoint`], parsed.
+pub(crate) fn parse_endpoint(variable: &str, value: &str) -> Result<http::Uri, ConfigError> {
     let uri: http::Uri = value
         .trim()
         .parse()
@@ -183,7 +188,7 @@ pub(crate) fn validate_endpoint(variable: &str, value: &str) -> Result<String, C
     if uri.host().is_none_or(str::is_empty) {
         return Err(ConfigError::new(variable, value, "the URL has no host"));
     }
-    Ok(value.trim().to_owned())
+    Ok(uri)
 }
 
 /// Parses `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` into a sampler.

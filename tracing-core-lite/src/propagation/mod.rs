@@ -256,49 +256,57 @@ impl Propagators {
     /// Trace Context reads its headers directly (no header-name parsing, no allocation but the
     /// context's), and an absent `baggage` header costs one lookup.
     pub fn extract_headers(&self, headers: &http::HeaderMap) -> Context {
-        Context::map_current(|cx| match self.trace_context_only(headers) {
-            Some(found) => match TraceContextPropagator::extract_found(&found, headers) {
-                Some(sc) => cx.with_remote_span_context(sc),
-                None => cx.clone(),
-            },
-            None => self.extract_from(cx, Some(headers), &HeaderExtractor(headers)),
-        })
+        self.extract_with(headers, Context::with_remote_span_context, |cx| cx)
     }
 
     /// [`Propagators::extract_headers`] for a server whose sampler follows its caller's
     /// decision (see [`Extracted`]): on the W3C Trace Context fast path, no context is made
     /// for the caller's span.
-    pub fn extract_headers_following_sampling(&self, headers: &http::HeaderMap) -> Extracted {
-        Context::map_current(|cx| match self.trace_context_only(headers) {
-            Some(found) => match TraceContextPropagator::extract_found(&found, headers) {
-                Some(sc) if !sc.is_sampled() => {
+    pub(crate) fn extract_headers_following_sampling(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Extracted {
+        self.extract_with(
+            headers,
+            |cx, sc| {
+                if sc.is_sampled() {
+                    Extracted::Caller(Parent::caller(cx.clone(), sc))
+                } else {
                     Extracted::UnsampledChild(cx.with_remote_span_context(unsampled_child(&sc)))
                 }
-                Some(sc) => Extracted::Caller(Parent::caller(cx.clone(), sc)),
-                // No caller: the current context, which may hold an unsampled span itself.
-                None => Extracted::following_sampling(cx.clone()),
             },
-            None => Extracted::following_sampling(self.extract_from(
-                cx,
-                Some(headers),
-                &HeaderExtractor(headers),
-            )),
-        })
+            // No caller, or not on the fast path: a context, whose span may be unsampled.
+            Extracted::following_sampling,
+        )
     }
 
     /// [`Propagators::extract_headers`] as the parent of a server's span: on the W3C Trace
     /// Context fast path, the caller's span context beside the current context, not put into
     /// a context of its own (an allocation that only the span's start would read).
     pub(crate) fn extract_parent(&self, headers: &http::HeaderMap) -> Parent {
+        self.extract_with(
+            headers,
+            |cx, sc| Parent::caller(cx.clone(), sc),
+            Parent::context,
+        )
+    }
+
+    /// What `caller` makes of the current context and the caller's span context read on the
+    /// W3C Trace Context fast path, or `context` of the extracted context (the current one
+    /// when the headers name no caller). Generic, so that each use compiles to its own fast
+    /// path without an intermediate value.
+    fn extract_with<T>(
+        &self,
+        headers: &http::HeaderMap,
+        caller: impl FnOnce(&Context, SpanContext) -> T,
+        context: impl FnOnce(Context) -> T,
+    ) -> T {
         Context::map_current(|cx| match self.trace_context_only(headers) {
             Some(found) => match TraceContextPropagator::extract_found(&found, headers) {
-                Some(sc) => Parent::caller(cx.clone(), sc),
-                // No caller: the current context, which may hold a span itself.
-                None => Parent::context(cx.clone()),
+                Some(sc) => caller(cx, sc),
+                None => context(cx.clone()),
             },
-            None => {
-                Parent::context(self.extract_from(cx, Some(headers), &HeaderExtractor(headers)))
-            }
+            None => context(self.extract_from(cx, Some(headers), &HeaderExtractor(headers))),
         })
     }
 
@@ -400,18 +408,35 @@ const BAGGAGE_HEADER: http::HeaderName = http::HeaderName::from_static("baggage"
 /// [`Propagators::install_global`] installed (as the pipeline does), else through the
 /// `TextMapPropagator` interface.
 pub fn extract_headers(propagators: Option<&Propagators>, headers: &http::HeaderMap) -> Context {
+    with_propagators(
+        propagators,
+        headers,
+        |p| p.extract_headers(headers),
+        |cx| cx,
+    )
+}
+
+/// `ours` with `propagators`, or with the global propagator when `None` and it is the one
+/// [`Propagators::install_global`] installed; else `theirs` of what the global propagator
+/// extracts through the `TextMapPropagator` interface.
+fn with_propagators<T>(
+    propagators: Option<&Propagators>,
+    headers: &http::HeaderMap,
+    ours: impl Fn(&Propagators) -> T,
+    theirs: impl Fn(Context) -> T,
+) -> T {
     match propagators {
-        Some(p) => p.extract_headers(headers),
+        Some(p) => ours(p),
         None => opentelemetry::global::get_text_map_propagator(|p| match INSTALLED.get() {
-            Some(ours) if ours.is(p) => ours.extract_headers(headers),
-            _ => p.extract(&HeaderExtractor(headers)),
+            Some(installed) if installed.is(p) => ours(installed),
+            _ => theirs(p.extract(&HeaderExtractor(headers))),
         }),
     }
 }
 
 /// What a server extracted from a request's headers ([`extract_headers_following_sampling`]).
 #[derive(Debug)]
-pub enum Extracted {
+pub(crate) enum Extracted {
     /// The caller (none: the current context if the headers name no valid caller): the
     /// parent of the server's span.
     Caller(Parent),
@@ -436,29 +461,27 @@ impl Extracted {
 /// [`extract_headers`] as the parent of a server's span: the caller's span context beside
 /// the current context, on the fast path of [`Propagators::extract_headers`].
 fn extract_parent(propagators: Option<&Propagators>, headers: &http::HeaderMap) -> Parent {
-    match propagators {
-        Some(p) => p.extract_parent(headers),
-        None => opentelemetry::global::get_text_map_propagator(|p| match INSTALLED.get() {
-            Some(ours) if ours.is(p) => ours.extract_parent(headers),
-            _ => Parent::context(p.extract(&HeaderExtractor(headers))),
-        }),
-    }
+    with_propagators(
+        propagators,
+        headers,
+        |p| p.extract_parent(headers),
+        Parent::context,
+    )
 }
 
 /// [`extract_headers`] for a server whose sampler follows its caller's decision (see
 /// [`Extracted`]). With the W3C Trace Context fast path of [`Propagators::extract_headers`], an
 /// unsampled caller's context is never made, only its child's.
-pub fn extract_headers_following_sampling(
+fn extract_headers_following_sampling(
     propagators: Option<&Propagators>,
     headers: &http::HeaderMap,
 ) -> Extracted {
-    match propagators {
-        Some(p) => p.extract_headers_following_sampling(headers),
-        None => opentelemetry::global::get_text_map_propagator(|p| match INSTALLED.get() {
-            Some(ours) if ours.is(p) => ours.extract_headers_following_sampling(headers),
-            _ => Extracted::following_sampling(p.extract(&HeaderExtractor(headers))),
-        }),
-    }
+    with_propagators(
+        propagators,
+        headers,
+        |p| p.extract_headers_following_sampling(headers),
+        Extracted::following_sampling,
+    )
 }
 
 /// Where a server starts the span of a request it traces ([`server_parent`]).
@@ -472,8 +495,9 @@ pub enum ServerParent {
         links: Vec<Link>,
     },
     /// Nowhere: the caller did not sample and the server's sampler follows it, so the span
-    /// would not be recorded whatever its attributes. The request runs under this context
-    /// (see [`Extracted::UnsampledChild`]), which carries the caller's trace on, not sampled.
+    /// would not be recorded whatever its attributes. The request runs under this context,
+    /// which carries the caller's trace on, not sampled: the caller's trace and trace state, a
+    /// new span id, the caller's baggage.
     Unsampled(Context),
 }
 
@@ -483,8 +507,7 @@ pub enum ServerParent {
 /// - a `public` endpoint trusts nothing from its caller (neither its trace, its sampling
 ///   decision nor its baggage): a new trace, linked to the caller's span if there is one;
 /// - otherwise the caller's span is the parent; a server whose sampler `follows_caller`
-///   (parent-based) gets an unsampled caller's child context instead, as
-///   [`extract_headers_following_sampling`] makes it.
+///   (parent-based) gets an unsampled caller's child context instead ([`ServerParent::Unsampled`]).
 pub fn server_parent(
     propagators: Option<&Propagators>,
     headers: &http::HeaderMap,
@@ -492,11 +515,9 @@ pub fn server_parent(
     follows_caller: bool,
 ) -> ServerParent {
     if public {
-        let caller = extract_headers(propagators, headers);
-        let caller = caller.span();
-        let caller = caller.span_context();
+        let caller = extract_parent(propagators, headers).span_context();
         let links = if caller.is_valid() {
-            vec![Link::with_context(caller.clone())]
+            vec![Link::with_context(caller)]
         } else {
             Vec::new()
         };
@@ -633,6 +654,8 @@ mod tests {
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
     );
     const B3: (&str, &str) = ("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1");
+    /// [`W3C`]'s caller, not sampled.
+    const UNSAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
 
     fn trace_id(cx: &Context) -> String {
         cx.span().span_context().trace_id().to_string()
@@ -640,7 +663,6 @@ mod tests {
 
     #[test]
     fn a_server_not_following_sampling_has_the_caller_as_parent() {
-        const UNSAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
         let ours = Propagators::default();
         let b3 = Propagators::new([Format::B3Multi, Format::TraceContext, Format::Baggage]);
         for (propagators, pairs) in [
@@ -692,7 +714,6 @@ mod tests {
 
     #[test]
     fn a_server_following_sampling_gets_the_child_of_an_unsampled_caller() {
-        const UNSAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
         let headers = |pairs: &[(&'static str, &'static str)]| {
             let mut map = http::HeaderMap::new();
             for (k, v) in pairs {
@@ -778,7 +799,6 @@ mod tests {
 
     #[test]
     fn a_server_starts_under_its_caller_unless_public() {
-        const UNSAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
         let ours = Propagators::default();
         let headers = |traceparent: &'static str| {
             let mut map = http::HeaderMap::new();

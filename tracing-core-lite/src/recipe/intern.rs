@@ -19,6 +19,7 @@ use std::sync::{Mutex, MutexGuard};
 
 /// What is interned, each with its own bound on the number of distinct values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
 pub(crate) enum Kind {
     /// Span names and route templates: low-cardinality by the conventions.
     Name,
@@ -39,16 +40,10 @@ impl Kind {
             Kind::UserAgent => 256,
         }
     }
-
-    fn index(self) -> usize {
-        match self {
-            Kind::Name => 0,
-            Kind::Host => 1,
-            Kind::UserAgent => 2,
-            Kind::Authority => 3,
-        }
-    }
 }
+
+/// The number of [`Kind`]s (`UserAgent` is the last).
+const KINDS: usize = Kind::UserAgent as usize + 1;
 
 /// The longest string interned.
 const MAX_LEN: usize = 256;
@@ -60,7 +55,7 @@ const SLOTS: usize = 64;
 
 struct Table {
     strings: HashSet<&'static str>,
-    counts: [usize; 4],
+    counts: [usize; KINDS],
     bytes: usize,
 }
 
@@ -176,13 +171,13 @@ fn intern_uncached(kind: Kind, s: &str) -> Option<&'static str> {
     let mut guard = table();
     let table = guard.get_or_insert_with(|| Table {
         strings: HashSet::new(),
-        counts: [0; 4],
+        counts: [0; KINDS],
         bytes: 0,
     });
     if let Some(found) = table.strings.get(s) {
         return Some(*found);
     }
-    let i = kind.index();
+    let i = kind as usize;
     if table.counts[i] >= kind.max_values() || table.bytes + s.len() > MAX_BYTES {
         return None;
     }

@@ -16,20 +16,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry::trace::{SpanId, Status};
 use opentelemetry::{Array, InstrumentationScope, KeyValue, Value};
+use opentelemetry_proto::tonic::trace::v1::SpanFlags;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind as ProtoSpanKind;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SpanData;
-use prost::encoding::{encode_varint, encoded_len_varint};
+use prost::encoding::{WireType, encode_varint, encoded_len_varint};
 
-/// Wire types.
-const VARINT: u32 = 0;
-const FIXED64: u32 = 1;
-const LEN: u32 = 2;
-const FIXED32: u32 = 5;
-
-/// `SpanFlags.SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK`.
-const HAS_IS_REMOTE: u32 = 0x100;
-/// `SpanFlags.SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK`.
-const IS_REMOTE: u32 = 0x200;
+/// Wire types, as tag bits.
+const VARINT: u32 = WireType::Varint as u32;
+const FIXED64: u32 = WireType::SixtyFourBit as u32;
+const LEN: u32 = WireType::LengthDelimited as u32;
+const FIXED32: u32 = WireType::ThirtyTwoBit as u32;
 
 /// The encoder of one exporter: the resource's part of every request, encoded once.
 #[derive(Debug, Default)]
@@ -203,18 +201,18 @@ fn put_span(out: &mut Vec<u8>, span: &SpanData, trace_state: &str) {
             put_key_value(out, 4, kv.key.as_str(), &kv.value);
         }
         put_varint_field(out, 5, u64::from(link.dropped_attributes_count));
-        put_fixed32(out, 6, link_flags(link));
+        put_fixed32(
+            out,
+            6,
+            flags(&link.span_context, link.span_context.is_remote()),
+        );
     }
     put_varint_field(out, 14, u64::from(span.links.dropped_count));
     put_len_header(out, 15, status_len(&span.status));
     let (code, message) = status(&span.status);
     put_str(out, 2, message);
     put_varint_field(out, 3, code);
-    let mut flags = u32::from(sc.trace_flags().to_u8()) | HAS_IS_REMOTE;
-    if span.parent_span_is_remote {
-        flags |= IS_REMOTE;
-    }
-    put_fixed32(out, 16, flags);
+    put_fixed32(out, 16, flags(sc, span.parent_span_is_remote));
 }
 
 fn event_len(event: &opentelemetry::trace::Event) -> usize {
@@ -235,11 +233,12 @@ fn link_len(link: &opentelemetry::trace::Link, trace_state: &str) -> usize {
         + 4 // flags: always set
 }
 
-fn link_flags(link: &opentelemetry::trace::Link) -> u32 {
-    let sc = &link.span_context;
-    let mut flags = u32::from(sc.trace_flags().to_u8()) | HAS_IS_REMOTE;
-    if sc.is_remote() {
-        flags |= IS_REMOTE;
+/// `Span.flags` and `Link.flags`: the W3C trace flags, and whether the parent (or the linked
+/// span) is remote.
+fn flags(sc: &opentelemetry::trace::SpanContext, remote: bool) -> u32 {
+    let mut flags = u32::from(sc.trace_flags().to_u8()) | SpanFlags::ContextHasIsRemoteMask as u32;
+    if remote {
+        flags |= SpanFlags::ContextIsRemoteMask as u32;
     }
     flags
 }
@@ -247,9 +246,8 @@ fn link_flags(link: &opentelemetry::trace::Link) -> u32 {
 /// `Status.code` and `Status.message`.
 fn status(status: &Status) -> (u64, &str) {
     match status {
-        Status::Unset => (0, ""),
-        Status::Ok => (1, ""),
-        Status::Error { description } => (2, description),
+        Status::Error { description } => (StatusCode::Error as u64, description),
+        other => (StatusCode::from(other) as u64, ""),
     }
 }
 
@@ -258,16 +256,9 @@ fn status_len(s: &Status) -> usize {
     str_field_len(message) + varint_field_len(code)
 }
 
-/// `Span.SpanKind`: the API's kinds shifted by one (0 is `SPAN_KIND_UNSPECIFIED`).
+/// `Span.SpanKind`.
 fn span_kind(kind: &opentelemetry::trace::SpanKind) -> u64 {
-    use opentelemetry::trace::SpanKind;
-    match kind {
-        SpanKind::Internal => 1,
-        SpanKind::Server => 2,
-        SpanKind::Client => 3,
-        SpanKind::Producer => 4,
-        SpanKind::Consumer => 5,
-    }
+    ProtoSpanKind::from(kind.clone()) as u64
 }
 
 /// Nanoseconds since the epoch, 0 for a time before it (as `opentelemetry-proto` converts).

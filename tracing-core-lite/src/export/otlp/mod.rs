@@ -29,7 +29,9 @@
 //! Explicit builder settings win over the environment, the signal-specific variable over the
 //! generic one (both header lists are read, the signal-specific one winning for a header in
 //! both). A variable that does not parse is an error when the exporter is built, naming the
-//! variable (and never a header's value), as every other variable of [`crate::Pipeline`] is.
+//! variable (and never a header's value). These variables are read from the process
+//! environment when the exporter is built (for a [`crate::Pipeline`], at `install`), as
+//! `opentelemetry-otlp` reads them, not from a [`crate::Pipeline::from_lookup`] lookup.
 //!
 //! The exporter's timer is tokio's: it exports inside a tokio runtime with time enabled, as
 //! [`BatchProcessor`](super::BatchProcessor) provides on its own thread.
@@ -72,7 +74,7 @@ use prost::Message as _;
 
 use super::BuildError;
 use crate::error::ConfigError;
-use crate::pipeline::{MemberError, first_set, key_value_members, validate_endpoint};
+use crate::pipeline::{MemberError, first_set, key_value_members, parse_endpoint};
 use encode::Encoder;
 
 /// The specification's default export timeout (10 s).
@@ -195,13 +197,7 @@ impl OtlpHttpExporterBuilder {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<OtlpHttpExporter, BuildError> {
         let config_error = |e: ConfigError| BuildError(Box::new(e));
-        let endpoint: Uri = validate_endpoint("OTLP endpoint", &self.endpoint)
-            .and_then(|url| {
-                url.parse().map_err(|e| {
-                    ConfigError::new("OTLP endpoint", &self.endpoint, format!("not a URL: {e}"))
-                })
-            })
-            .map_err(config_error)?;
+        let endpoint = parse_endpoint("OTLP endpoint", &self.endpoint).map_err(config_error)?;
 
         let mut headers = HeaderMap::new();
         for variable in [
@@ -271,13 +267,18 @@ impl OtlpHttpExporterBuilder {
 
         let client = match self.client {
             Some(client) => client,
+            // The export's own deadline bounds every attempt: no client timeout besides it.
             None => Arc::new(
                 reqwest::Client::builder()
-                    .timeout(timeout)
                     .build()
                     .map_err(|e| BuildError(Box::new(e)))?,
             ),
         };
+        // What every request carries, set once.
+        headers.insert(CONTENT_TYPE, PROTOBUF);
+        if compression == Some(Compression::Gzip) {
+            headers.insert(CONTENT_ENCODING, GZIP);
+        }
         Ok(OtlpHttpExporter {
             client,
             endpoint,
@@ -372,12 +373,7 @@ impl OtlpHttpExporter {
         let mut request = Request::new(body);
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.endpoint.clone();
-        let headers = request.headers_mut();
-        headers.clone_from(&self.headers);
-        headers.insert(CONTENT_TYPE, PROTOBUF);
-        if self.compression == Some(Compression::Gzip) {
-            headers.insert(CONTENT_ENCODING, GZIP);
-        }
+        request.headers_mut().clone_from(&self.headers);
         let response = self.client.send_bytes(request).await.map_err(|e| Failure {
             message: format!("OTLP export to {} failed: {e}", self.endpoint),
             // A reply too large to read came after the receiver took the batch: sending it
@@ -451,22 +447,27 @@ fn jitter() -> Duration {
 
 /// Logs the spans that a receiver accepted the request for but rejected.
 fn log_partial_success(body: &[u8]) {
-    if body.is_empty() {
-        return;
-    }
-    match ExportTraceServiceResponse::decode(body) {
-        Ok(ExportTraceServiceResponse {
-            partial_success: Some(partial),
-        }) if partial.rejected_spans > 0 || !partial.error_message.is_empty() => {
-            tracing::warn!(
-                rejected_spans = partial.rejected_spans,
-                message = %partial.error_message,
-                "the OTLP receiver rejected part of an export"
-            );
-        }
-        Ok(_) => {}
+    match partial_success(body) {
+        Ok(None) => {}
+        Ok(Some((rejected_spans, message))) => tracing::warn!(
+            rejected_spans,
+            %message,
+            "the OTLP receiver rejected part of an export"
+        ),
         Err(e) => tracing::debug!(error = %e, "an OTLP success response that does not parse"),
     }
+}
+
+/// The rejected spans and the message of a success response's partial success, if it reports
+/// any (an empty body is a full success).
+fn partial_success(body: &[u8]) -> Result<Option<(i64, String)>, prost::DecodeError> {
+    if body.is_empty() {
+        return Ok(None);
+    }
+    Ok(ExportTraceServiceResponse::decode(body)?
+        .partial_success
+        .filter(|p| p.rejected_spans > 0 || !p.error_message.is_empty())
+        .map(|p| (p.rejected_spans, p.error_message)))
 }
 
 impl SpanExporter for OtlpHttpExporter {

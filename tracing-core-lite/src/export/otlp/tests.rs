@@ -597,8 +597,75 @@ fn header_entries_without_a_value_are_left_out() {
     let e = exporter(&client)
         .build_with(|v| (v == "OTEL_EXPORTER_OTLP_HEADERS").then(|| " a= , ,b = 1".into()))
         .expect("exporter");
-    assert_eq!(e.headers.len(), 1);
+    // `b`, and the content type that every request carries.
+    assert_eq!(e.headers.len(), 2);
     assert_eq!(e.headers["b"], "1");
+    assert_eq!(e.headers[CONTENT_TYPE], "application/x-protobuf");
+}
+
+#[test]
+fn the_signal_headers_win_over_the_generic_ones() {
+    let client = Scripted::default();
+    let e = exporter(&client)
+        .build_with(|v| match v {
+            "OTEL_EXPORTER_OTLP_HEADERS" => Some("k=generic,g=1".to_owned()),
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS" => Some("k=traces,t=2".to_owned()),
+            _ => None,
+        })
+        .expect("exporter");
+    assert_eq!(e.headers["k"], "traces");
+    assert_eq!(e.headers["g"], "1");
+    assert_eq!(e.headers["t"], "2");
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_capped_and_an_http_date_falls_back_to_the_backoff() {
+    // A day asked for: ten minutes waited, within a timeout of an hour.
+    let client = Scripted::new([Reply::Status(503, Some("86400"))]);
+    let patient = exporter(&client)
+        .with_timeout(Duration::from_secs(3600))
+        .build_with(no_env)
+        .expect("exporter");
+    let start = tokio::time::Instant::now();
+    patient.export(one_span()).await.expect("exported on retry");
+    assert_eq!(start.elapsed(), Duration::from_secs(MAX_RETRY_AFTER_SECS));
+
+    // A date is not read: the first backoff (100 ms and up to 100 ms of jitter) applies.
+    let client = Scripted::new([Reply::Status(503, Some("Wed, 21 Oct 2015 07:28:00 GMT"))]);
+    let dated = exporter(&client).build_with(no_env).expect("exporter");
+    let start = tokio::time::Instant::now();
+    dated.export(one_span()).await.expect("exported on retry");
+    let waited = start.elapsed();
+    assert!(
+        (Duration::from_millis(100)..=Duration::from_millis(200)).contains(&waited),
+        "{waited:?}"
+    );
+}
+
+#[test]
+fn a_partial_success_is_read_from_the_response() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess;
+    let response = |rejected_spans, error_message: &str| {
+        ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans,
+                error_message: error_message.to_owned(),
+            }),
+        }
+        .encode_to_vec()
+    };
+    assert_eq!(
+        partial_success(&response(3, "too old")).expect("decoded"),
+        Some((3, "too old".to_owned()))
+    );
+    assert_eq!(
+        partial_success(&response(0, "a warning")).expect("decoded"),
+        Some((0, "a warning".to_owned()))
+    );
+    // Nothing rejected and nothing said, or an empty body: a full success.
+    assert_eq!(partial_success(&response(0, "")).expect("decoded"), None);
+    assert_eq!(partial_success(&[]).expect("decoded"), None);
+    assert!(partial_success(&[0xff, 0xff, 0xff]).is_err());
 }
 
 #[test]
