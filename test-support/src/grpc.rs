@@ -28,9 +28,10 @@ impl TraceService for Receiver {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let (metadata, _, request) = request.into_parts();
         match self
             .shared
-            .export(request.into_inner(), Transport::Grpc)
+            .export(request, metadata.into_headers(), Transport::Grpc)
             .await
         {
             // A full success: no `partial_success`.

@@ -94,11 +94,11 @@ async fn serve_connection(
 }
 
 async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let export = match decode(request).await {
-        Ok(export) => export,
+    let (export, headers) = match decode(request).await {
+        Ok(decoded) => decoded,
         Err(error) => return error.into_response(),
     };
-    match shared.export(export, Transport::Http).await {
+    match shared.export(export, headers, Transport::Http).await {
         Outcome::Accepted => protobuf_response(
             StatusCode::OK,
             ExportTraceServiceResponse::default().encode_to_vec(),
@@ -116,32 +116,33 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
     }
 }
 
-/// Validates an OTLP/HTTP export request and decodes its body.
-async fn decode(request: Request<Incoming>) -> Result<ExportTraceServiceRequest, HttpError> {
-    if request.uri().path() != TRACES_PATH {
+/// Validates an OTLP/HTTP export request and decodes its body; returns it with the request's
+/// headers.
+async fn decode(
+    request: Request<Incoming>,
+) -> Result<(ExportTraceServiceRequest, HeaderMap), HttpError> {
+    let (parts, body) = request.into_parts();
+    if parts.uri.path() != TRACES_PATH {
         return Err(HttpError::new(
             StatusCode::NOT_FOUND,
             format!("no such path; OTLP traces go to POST {TRACES_PATH}"),
         ));
     }
-    if request.method() != Method::POST {
+    if parts.method != Method::POST {
         return Err(HttpError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("OTLP traces go to POST {TRACES_PATH}"),
         ));
     }
-    if !is_protobuf(request.headers()) {
+    if !is_protobuf(&parts.headers) {
         return Err(HttpError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("content-type must be {PROTOBUF} (the JSON encoding is not supported)"),
         ));
     }
-    let gzip = is_gzip(request.headers())?;
+    let gzip = is_gzip(&parts.headers)?;
 
-    let body = match Limited::new(request.into_body(), MAX_MESSAGE_SIZE)
-        .collect()
-        .await
-    {
+    let body = match Limited::new(body, MAX_MESSAGE_SIZE).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.is::<LengthLimitError>() => return Err(HttpError::too_large()),
         Err(error) => {
@@ -153,12 +154,13 @@ async fn decode(request: Request<Incoming>) -> Result<ExportTraceServiceRequest,
     };
     let body = if gzip { gunzip(&body)? } else { body };
 
-    ExportTraceServiceRequest::decode(body).map_err(|error| {
+    let export = ExportTraceServiceRequest::decode(body).map_err(|error| {
         HttpError::new(
             StatusCode::BAD_REQUEST,
             format!("body is not a protobuf ExportTraceServiceRequest: {error}"),
         )
-    })
+    })?;
+    Ok((export, parts.headers))
 }
 
 /// Whether the media type (parameters aside) is `application/x-protobuf`.

@@ -6,6 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ::http::HeaderMap;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -206,6 +207,14 @@ impl OtlpReceiver {
         .map(|state| state.export_requests)
     }
 
+    /// The headers of each export request whose spans were recorded (under
+    /// [`Behavior::Accept`]), in arrival order: an OTLP/HTTP request's
+    /// headers, or an OTLP/gRPC request's metadata as headers. Forgotten by
+    /// [`clear`](Self::clear).
+    pub fn export_headers(&self) -> Vec<HeaderMap> {
+        self.shared.state.borrow().headers.clone()
+    }
+
     /// The number of export requests received on both transports, including
     /// rejected and hanging ones. Requests that could not be decoded are not
     /// counted.
@@ -359,6 +368,8 @@ struct State {
     spans: Vec<ReceivedSpan>,
     /// Spans counted and not recorded ([`Behavior::Count`]).
     counted: usize,
+    /// The headers of the requests whose spans are in `spans`.
+    headers: Vec<HeaderMap>,
     export_requests: usize,
 }
 
@@ -378,6 +389,7 @@ impl Shared {
     pub(crate) async fn export(
         &self,
         request: ExportTraceServiceRequest,
+        headers: HeaderMap,
         transport: Transport,
     ) -> Outcome {
         self.state.send_modify(|state| state.export_requests += 1);
@@ -389,7 +401,10 @@ impl Shared {
             match current {
                 Behavior::Accept => {
                     let spans = flatten(request, transport);
-                    self.state.send_modify(|state| state.spans.extend(spans));
+                    self.state.send_modify(|state| {
+                        state.spans.extend(spans);
+                        state.headers.push(headers);
+                    });
                     return Outcome::Accepted;
                 }
                 Behavior::Count => {

@@ -5,28 +5,48 @@ use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer};
-use test_support::{OtlpReceiver, StatusCode};
+use test_support::{Behavior, OtlpReceiver, StatusCode};
 use tracing_core_lite::Pipeline;
 use tracing_core_lite::instrument::in_span_with;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn export_through(protocol: &'static str) {
-    let receiver = OtlpReceiver::start().await.expect("receiver starts");
+/// A lookup of the `OTEL_*` variables: `receiver`'s OTLP endpoint for `protocol`, and `more`.
+fn lookup(
+    receiver: &OtlpReceiver,
+    protocol: &'static str,
+    more: &'static [(&'static str, &'static str)],
+) -> impl Fn(&str) -> Option<String> + use<> {
     let endpoint = match protocol {
         "grpc" => receiver.grpc_endpoint(),
         _ => receiver.http_endpoint(),
     };
-    let env = move |k: &str| -> Option<String> {
+    move |k: &str| -> Option<String> {
         match k {
             "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(endpoint.clone()),
-            "OTEL_EXPORTER_OTLP_PROTOCOL" => Some(protocol.to_string()),
-            "OTEL_SERVICE_NAME" => Some("pipeline-test".into()),
-            "OTEL_RESOURCE_ATTRIBUTES" => Some("deployment.environment.name=ci,team=obs".into()),
-            "OTEL_BSP_SCHEDULE_DELAY" => Some("50".into()),
-            _ => None,
+            "OTEL_EXPORTER_OTLP_PROTOCOL" => Some(protocol.to_owned()),
+            _ => more
+                .iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, value)| (*value).to_owned()),
         }
-    };
+    }
+}
+
+async fn export_through(protocol: &'static str) {
+    let receiver = OtlpReceiver::start().await.expect("receiver starts");
+    let env = lookup(
+        &receiver,
+        protocol,
+        &[
+            ("OTEL_SERVICE_NAME", "pipeline-test"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment.name=ci,team=obs",
+            ),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ],
+    );
     let guard = Pipeline::from_lookup(env)
         .expect("valid configuration")
         .without_global()
@@ -160,4 +180,69 @@ async fn a_current_thread_runtime_exports_and_shuts_down() {
         .await
         .expect("no panic")
         .expect("shutdown succeeds");
+}
+
+/// A pipeline configured by a lookup takes its OTLP exporter's headers, compression and timeout
+/// from that lookup, as it takes the endpoint (this test sets nothing in the process
+/// environment, so anything the receiver sees came from the lookup).
+async fn export_settings_come_from_the_lookup(protocol: &'static str) {
+    let receiver = OtlpReceiver::start().await.expect("receiver starts");
+    let env = lookup(
+        &receiver,
+        protocol,
+        &[
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=red,api-key=a%20b"),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-tenant=blue"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "200"),
+        ],
+    );
+    let guard = std::sync::Arc::new(
+        Pipeline::from_lookup(env)
+            .expect("valid configuration")
+            .without_global()
+            .install()
+            .expect("pipeline installs"),
+    );
+    let flush = |guard: &std::sync::Arc<tracing_core_lite::pipeline::PipelineGuard>| {
+        let guard = std::sync::Arc::clone(guard);
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let flushed = guard.force_flush();
+            (flushed, started.elapsed())
+        })
+    };
+
+    guard.tracer().in_span("first", |_| {});
+    let (flushed, _) = flush(&guard).await.expect("no panic");
+    flushed.expect("exported");
+    let headers = receiver.export_headers();
+    assert_eq!(headers.len(), 1, "{headers:?}");
+    assert_eq!(headers[0]["x-tenant"], "blue", "the signal's list wins");
+    assert_eq!(headers[0]["api-key"], "a b");
+    let encoding = match protocol {
+        "grpc" => "grpc-encoding",
+        _ => "content-encoding",
+    };
+    assert_eq!(headers[0][encoding], "gzip");
+
+    // A receiver that never answers: the export gives up after the lookup's 200 ms, not after
+    // the default 10 s.
+    receiver.set_behavior(Behavior::Hang);
+    guard.tracer().in_span("second", |_| {});
+    let (_, took) = flush(&guard).await.expect("no panic");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let (_, stats) = &guard.stats()[0];
+    assert_eq!(stats.failed_exports(), 1);
+    receiver.set_behavior(Behavior::Accept);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_grpc_takes_headers_compression_and_timeout_from_the_lookup() {
+    export_settings_come_from_the_lookup("grpc").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_http_takes_headers_compression_and_timeout_from_the_lookup() {
+    export_settings_come_from_the_lookup("http/protobuf").await;
 }

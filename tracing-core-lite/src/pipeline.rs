@@ -21,12 +21,20 @@
 //! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` | `grpc` or `http/protobuf` | `http/protobuf` |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | base URL (`/v1/traces` is appended for HTTP) | `http://localhost:4318` (HTTP), `http://localhost:4317` (gRPC) |
 //! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | full URL, used as is | |
-//! | `OTEL_EXPORTER_OTLP_HEADERS`, `_TIMEOUT`, `_COMPRESSION` (and `_TRACES_` forms) | read by the exporter when it is built: [`OtlpHttpExporter`] for HTTP (a value that does not parse is an error, as here), `opentelemetry-otlp` for gRPC (which warns and ignores it) | |
+//! | `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TRACES_HEADERS` | `key=value,...` (values percent-decoded), sent with every export; the second wins for a header in both | |
+//! | `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` | milliseconds per batch, retries included | 10000 |
+//! | `OTEL_EXPORTER_OTLP_COMPRESSION`, `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION` | `gzip` or `none` | `none` |
 //! | `OTEL_EXPORTER_ZIPKIN_ENDPOINT` | Zipkin v2 spans URL | `http://localhost:9411/api/v2/spans` |
 //! | `OTEL_TRACES_SAMPLER` | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio` | `parentbased_always_on` |
 //! | `OTEL_TRACES_SAMPLER_ARG` | the ratio, from 0 to 1 | `1.0` |
 //! | `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_EXPORT_TIMEOUT`, `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | batching ([`BatchConfig`]) | 5000 ms, 30000 ms, 2048, 512 |
 //! | `OTEL_PROPAGATORS` | see [`crate::propagation`] | `tracecontext,baggage` |
+//!
+//! The OTLP exporters take their headers, timeout and compression from the same place as the
+//! rest (the environment for [`Pipeline::from_env`], the lookup for [`Pipeline::from_lookup`],
+//! none for [`Pipeline::new`]). One caveat is upstream's: over gRPC, `opentelemetry-otlp`
+//! also reads the process environment itself, adding its `OTEL_EXPORTER_OTLP_HEADERS` (or
+//! `_TRACES_HEADERS`) to the headers given, and taking its compression when none is given.
 //!
 //! The one departure from the specification's defaults is deliberate: with no exporter and no
 //! endpoint configured, spans go to the console (drawn as call trees) instead of to an OTLP
@@ -44,8 +52,9 @@ use std::time::Duration;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{
-    OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
-    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, WithExportConfig,
+    OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_EXPORTER_OTLP_TIMEOUT_DEFAULT,
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, WithExportConfig,
+    WithTonicConfig,
 };
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkError;
@@ -57,6 +66,7 @@ use opentelemetry_sdk::trace::{
 };
 
 use crate::error::ConfigError;
+use crate::export::otlp::{Compression, OtlpEnv};
 use crate::export::{
     BatchConfig, BatchProcessor, BuildError, ConsoleExporter, ExportStats, OtlpHttpExporter,
 };
@@ -358,6 +368,7 @@ pub struct Pipeline {
     exporters: Vec<ExporterKind>,
     otlp_protocol: OtlpProtocol,
     otlp_endpoint: Option<String>,
+    otlp_env: OtlpEnv,
     zipkin_endpoint: Option<String>,
     sampler: Sampler,
     batch: BatchConfig,
@@ -376,6 +387,7 @@ impl fmt::Debug for Pipeline {
             .field("exporters", &self.exporters)
             .field("otlp_protocol", &self.otlp_protocol)
             .field("otlp_endpoint", &self.otlp_endpoint)
+            .field("otlp_env", &self.otlp_env)
             .field("zipkin_endpoint", &self.zipkin_endpoint)
             .field("sampler", &self.sampler)
             .field("batch", &self.batch)
@@ -403,6 +415,7 @@ impl Pipeline {
             exporters: vec![ExporterKind::Console],
             otlp_protocol: OtlpProtocol::default(),
             otlp_endpoint: None,
+            otlp_env: OtlpEnv::default(),
             zipkin_endpoint: None,
             sampler: Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
             batch: BatchConfig::default(),
@@ -459,6 +472,7 @@ impl Pipeline {
             }
             (None, None) => None,
         };
+        p.otlp_env = OtlpEnv::from_lookup(get)?;
         if let Some(e) = get(OTEL_EXPORTER_ZIPKIN_ENDPOINT) {
             p.zipkin_endpoint = Some(validate_endpoint(OTEL_EXPORTER_ZIPKIN_ENDPOINT, &e)?);
         }
@@ -618,12 +632,18 @@ impl Pipeline {
                         .otlp_endpoint
                         .clone()
                         .unwrap_or_else(|| protocol.default_endpoint().to_owned());
+                    let env = self.otlp_env.clone();
                     match protocol {
-                        OtlpProtocol::Grpc => {
-                            BatchProcessor::spawn(move || build_otlp_grpc(&endpoint), self.batch)?
-                        }
+                        OtlpProtocol::Grpc => BatchProcessor::spawn(
+                            move || build_otlp_grpc(&endpoint, env),
+                            self.batch,
+                        )?,
                         OtlpProtocol::HttpProtobuf => BatchProcessor::spawn(
-                            move || OtlpHttpExporter::builder(endpoint).build().map_err(|e| e.0),
+                            move || {
+                                OtlpHttpExporter::builder(endpoint)
+                                    .build_from(env)
+                                    .map_err(|e| e.0)
+                            },
                             self.batch,
                         )?,
                     }
@@ -686,15 +706,25 @@ impl Pipeline {
     }
 }
 
-/// OTLP/gRPC comes from `opentelemetry-otlp` (over tonic); OTLP/HTTP is our
-/// [`OtlpHttpExporter`].
+/// OTLP/gRPC comes from `opentelemetry-otlp` (over tonic), given the pipeline's headers,
+/// timeout and compression; OTLP/HTTP is our [`OtlpHttpExporter`].
 fn build_otlp_grpc(
     endpoint: &str,
+    env: OtlpEnv,
 ) -> Result<opentelemetry_otlp::SpanExporter, Box<dyn StdError + Send + Sync>> {
-    Ok(opentelemetry_otlp::SpanExporter::builder()
+    let mut builder = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .with_endpoint(endpoint)
-        .build()?)
+        .with_timeout(env.timeout.unwrap_or(OTEL_EXPORTER_OTLP_TIMEOUT_DEFAULT));
+    if !env.headers.is_empty() {
+        builder = builder.with_metadata(
+            opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(env.headers),
+        );
+    }
+    if let Some(Some(Compression::Gzip)) = env.compression {
+        builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
+    }
+    Ok(builder.build()?)
 }
 
 /// Upstream deprecates its Zipkin exporter (Zipkin ingests OTLP natively now) but still ships
@@ -846,6 +876,41 @@ mod tests {
     }
 
     #[test]
+    fn otlp_export_settings_come_from_the_lookup() {
+        let p = Pipeline::from_lookup(lookup(&[
+            ("OTEL_EXPORTER_OTLP_HEADERS", "a=1,k=generic"),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "k=traces"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000"),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", " 250 "),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "GZIP"),
+        ]))
+        .unwrap();
+        assert_eq!(p.otlp_env.headers["a"], "1");
+        assert_eq!(p.otlp_env.headers["k"], "traces");
+        assert_eq!(p.otlp_env.timeout, Some(Duration::from_millis(250)));
+        assert_eq!(p.otlp_env.compression, Some(Some(Compression::Gzip)));
+        // Blank is unset; `none` is said.
+        let p = Pipeline::from_lookup(lookup(&[
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", " "),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
+        ]))
+        .unwrap();
+        assert!(p.otlp_env.headers.is_empty());
+        assert_eq!(p.otlp_env.timeout, None);
+        assert_eq!(p.otlp_env.compression, Some(None));
+        // A pipeline made without the environment reads none of it.
+        let p = Pipeline::new();
+        assert_eq!(
+            (
+                p.otlp_env.headers.len(),
+                p.otlp_env.timeout,
+                p.otlp_env.compression
+            ),
+            (0, None, None)
+        );
+    }
+
+    #[test]
     fn an_endpoint_alone_selects_otlp() {
         let p = Pipeline::from_lookup(lookup(&[(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -965,6 +1030,28 @@ mod tests {
                 &[("OTEL_BSP_MAX_QUEUE_SIZE", "lots")],
                 "OTEL_BSP_MAX_QUEUE_SIZE",
                 "lots",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_TIMEOUT", "10s")],
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+                "10s",
+            ),
+            (
+                &[
+                    ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+                    ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "zstd"),
+                ],
+                "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+                "zstd",
+            ),
+            // Header values may be credentials: never shown.
+            (
+                &[(
+                    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                    "authorization=secret%0a",
+                )],
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                "(not shown)",
             ),
         ] {
             let leaked: &'static [(&'static str, &'static str)] =

@@ -29,9 +29,10 @@
 //! Explicit builder settings win over the environment, the signal-specific variable over the
 //! generic one (both header lists are read, the signal-specific one winning for a header in
 //! both). A variable that does not parse is an error when the exporter is built, naming the
-//! variable (and never a header's value). These variables are read from the process
-//! environment when the exporter is built (for a [`crate::Pipeline`], at `install`), as
-//! `opentelemetry-otlp` reads them, not from a [`crate::Pipeline::from_lookup`] lookup.
+//! variable (and never a header's value). [`OtlpHttpExporterBuilder::build`] reads these
+//! variables from the process environment; a [`crate::Pipeline`] reads them where it reads the
+//! rest of its configuration (the environment for `from_env`, the lookup for `from_lookup`)
+//! and hands them to the exporter it builds.
 //!
 //! The exporter's timer is tokio's: it exports inside a tokio runtime with time enabled, as
 //! [`BatchProcessor`](super::BatchProcessor) provides on its own thread.
@@ -192,78 +193,26 @@ impl OtlpHttpExporterBuilder {
         self.build_with(|name| std::env::var(name).ok())
     }
 
+    /// [`build`](Self::build) with `env` answering for the `OTEL_EXPORTER_OTLP_*` variables.
     fn build_with(
         self,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<OtlpHttpExporter, BuildError> {
+        let env = OtlpEnv::from_lookup(env).map_err(|e| BuildError(Box::new(e)))?;
+        self.build_from(env)
+    }
+
+    /// Builds the exporter with `env` for what the builder did not set.
+    pub(crate) fn build_from(self, env: OtlpEnv) -> Result<OtlpHttpExporter, BuildError> {
         let config_error = |e: ConfigError| BuildError(Box::new(e));
         let endpoint = parse_endpoint("OTLP endpoint", &self.endpoint).map_err(config_error)?;
-
-        let mut headers = HeaderMap::new();
-        for variable in [
-            OTEL_EXPORTER_OTLP_HEADERS,
-            OTEL_EXPORTER_OTLP_TRACES_HEADERS,
-        ] {
-            if let Some(list) = env(variable) {
-                for (name, value) in parse_headers(variable, &list).map_err(config_error)? {
-                    headers.insert(name, value);
-                }
-            }
-        }
+        let mut headers = env.headers;
         for (name, value) in &self.headers {
             let (name, value) = header("OTLP header", name, value).map_err(config_error)?;
             headers.insert(name, value);
         }
-
-        let timeout = match self.timeout {
-            Some(timeout) => timeout,
-            None => first_set(
-                &env,
-                [
-                    OTEL_EXPORTER_OTLP_TRACES_TIMEOUT,
-                    OTEL_EXPORTER_OTLP_TIMEOUT,
-                ],
-            )
-            .map(|(variable, value)| {
-                value
-                    .trim()
-                    .parse::<u64>()
-                    .map(Duration::from_millis)
-                    .map_err(|_| {
-                        config_error(ConfigError::new(
-                            variable,
-                            &value,
-                            "a timeout is a whole number of milliseconds",
-                        ))
-                    })
-            })
-            .transpose()?
-            .unwrap_or(DEFAULT_TIMEOUT),
-        };
-
-        let compression = match self.compression {
-            Some(compression) => compression,
-            None => match first_set(
-                &env,
-                [
-                    OTEL_EXPORTER_OTLP_TRACES_COMPRESSION,
-                    OTEL_EXPORTER_OTLP_COMPRESSION,
-                ],
-            ) {
-                None => None,
-                Some((_, value)) if value.trim().eq_ignore_ascii_case("none") => None,
-                Some((_, value)) if value.trim().eq_ignore_ascii_case("gzip") => {
-                    Some(Compression::Gzip)
-                }
-                Some((variable, value)) => {
-                    return Err(config_error(ConfigError::new(
-                        variable,
-                        &value,
-                        "expected gzip or none",
-                    )));
-                }
-            },
-        };
+        let timeout = self.timeout.or(env.timeout).unwrap_or(DEFAULT_TIMEOUT);
+        let compression = self.compression.or(env.compression).flatten();
 
         let client = match self.client {
             Some(client) => client,
@@ -287,6 +236,93 @@ impl OtlpHttpExporterBuilder {
             compression,
             encoder: Encoder::default(),
             shut_down: AtomicBool::new(false),
+        })
+    }
+}
+
+/// What the `OTEL_EXPORTER_OTLP_*` variables say of an OTLP exporter's headers, timeout and
+/// compression: read by [`OtlpHttpExporterBuilder::build`] from the process environment, and by
+/// [`crate::Pipeline::from_lookup`] from its lookup (so that a pipeline's exporters, OTLP/HTTP
+/// and OTLP/gRPC, take them from where the rest of its configuration came from).
+#[derive(Clone, Default)]
+pub(crate) struct OtlpEnv {
+    /// `OTEL_EXPORTER_OTLP_HEADERS`, then `OTEL_EXPORTER_OTLP_TRACES_HEADERS` (which wins for a
+    /// header in both).
+    pub(crate) headers: HeaderMap,
+    /// `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, else `OTEL_EXPORTER_OTLP_TIMEOUT`.
+    pub(crate) timeout: Option<Duration>,
+    /// `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`, else `OTEL_EXPORTER_OTLP_COMPRESSION`
+    /// (`Some(None)`: `none`).
+    pub(crate) compression: Option<Option<Compression>>,
+}
+
+impl fmt::Debug for OtlpEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Header values may be credentials: only their names are shown.
+        f.debug_struct("OtlpEnv")
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("timeout", &self.timeout)
+            .field("compression", &self.compression)
+            .finish()
+    }
+}
+
+impl OtlpEnv {
+    /// Reads the variables from `env`.
+    ///
+    /// # Errors
+    ///
+    /// A variable does not parse; the error names it (and never a header's value).
+    pub(crate) fn from_lookup(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut headers = HeaderMap::new();
+        for variable in [
+            OTEL_EXPORTER_OTLP_HEADERS,
+            OTEL_EXPORTER_OTLP_TRACES_HEADERS,
+        ] {
+            if let Some(list) = env(variable) {
+                for (name, value) in parse_headers(variable, &list)? {
+                    headers.insert(name, value);
+                }
+            }
+        }
+        let timeout = first_set(
+            &env,
+            [
+                OTEL_EXPORTER_OTLP_TRACES_TIMEOUT,
+                OTEL_EXPORTER_OTLP_TIMEOUT,
+            ],
+        )
+        .map(|(variable, value)| {
+            value
+                .trim()
+                .parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|_| {
+                    ConfigError::new(
+                        variable,
+                        &value,
+                        "a timeout is a whole number of milliseconds",
+                    )
+                })
+        })
+        .transpose()?;
+        let compression = first_set(
+            &env,
+            [
+                OTEL_EXPORTER_OTLP_TRACES_COMPRESSION,
+                OTEL_EXPORTER_OTLP_COMPRESSION,
+            ],
+        )
+        .map(|(variable, value)| match value.trim() {
+            v if v.eq_ignore_ascii_case("none") => Ok(None),
+            v if v.eq_ignore_ascii_case("gzip") => Ok(Some(Compression::Gzip)),
+            _ => Err(ConfigError::new(variable, &value, "expected gzip or none")),
+        })
+        .transpose()?;
+        Ok(OtlpEnv {
+            headers,
+            timeout,
+            compression,
         })
     }
 }
