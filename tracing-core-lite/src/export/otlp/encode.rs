@@ -5,13 +5,16 @@
 //! list), encodes those, then frees them: about 16,000 instructions and 26 allocations
 //! per span on the export thread (BENCHMARKS.md, fifth round). This writer reads the spans
 //! where they are and writes the same bytes (byte for byte what `prost` writes for the
-//! converted request; the tests check it) into one buffer sized beforehand: the lengths of the
-//! nested messages are computed first, then everything is written in one pass.
+//! converted request; the tests check it) into one buffer, in one pass: a message whose length
+//! is not known before it is written (a span, the lists of spans) gets room for the length its
+//! kind usually needs, and is moved in the rare case its length takes another number of bytes
+//! (see [`put_nested`]).
 //!
 //! Field numbers are those of `opentelemetry/proto/trace/v1/trace.proto`,
 //! `common/v1/common.proto` and `resource/v1/resource.proto`; fields are written in field
 //! number order and default (zero, empty) values are left out, as `prost` does.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry::trace::{SpanId, Status};
@@ -36,17 +39,15 @@ pub(crate) struct Encoder {
     resource: Vec<u8>,
     /// `ResourceSpans.schema_url`.
     resource_schema_url: String,
+    /// Bytes per span of the last batch: what the next one's buffer is sized by.
+    bytes_per_span: AtomicUsize,
 }
 
-/// What the first pass learns of a span, for the second.
-struct Planned {
-    /// Index of the span's scope in the request's list of scopes.
-    scope: usize,
-    /// The `Span` message's length.
-    len: usize,
-    /// The span's `tracestate` header (empty, and not allocated, for most spans).
-    trace_state: String,
-}
+/// What a span takes before the last batch tells: a span of the HTTP recipe is about 450 bytes.
+const FIRST_BYTES_PER_SPAN: usize = 512;
+/// The most bytes per span that a buffer is sized by: a batch of a few huge spans must not
+/// make the next one reserve that much for each of its spans (the buffer grows as it must).
+const MAX_BYTES_PER_SPAN: usize = 4096;
 
 impl Encoder {
     /// An encoder for spans of `resource`.
@@ -58,73 +59,62 @@ impl Encoder {
         Encoder {
             resource: body,
             resource_schema_url: resource.schema_url().unwrap_or_default().to_owned(),
+            bytes_per_span: AtomicUsize::new(FIRST_BYTES_PER_SPAN),
         }
     }
 
     /// Appends the `ExportTraceServiceRequest` of `batch` to `out`: one `ResourceSpans`, with
     /// one `ScopeSpans` per instrumentation scope in the order the scopes first appear.
     pub(crate) fn encode(&self, batch: &[SpanData], out: &mut Vec<u8>) {
-        // First pass: every span's scope and length.
-        let mut scopes: Vec<(&InstrumentationScope, usize)> = Vec::new();
+        // The scopes, in the order they first appear, and each span's.
+        let mut scopes: Vec<&InstrumentationScope> = Vec::new();
         let mut last = 0;
-        let planned: Vec<Planned> = batch
+        let span_scopes: Vec<usize> = batch
             .iter()
             .map(|span| {
                 let scope = &span.instrumentation_scope;
-                if scopes.get(last).is_none_or(|(s, _)| *s != scope) {
-                    last = match scopes.iter().position(|(s, _)| *s == scope) {
+                if scopes.get(last).is_none_or(|s| *s != scope) {
+                    last = match scopes.iter().position(|s| *s == scope) {
                         Some(i) => i,
                         None => {
-                            scopes.push((scope, 0));
+                            scopes.push(scope);
                             scopes.len() - 1
                         }
                     };
                 }
-                let trace_state = span.span_context.trace_state().header();
-                let len = span_len(span, &trace_state);
-                scopes[last].1 += framed(len);
-                Planned {
-                    scope: last,
-                    len,
-                    trace_state,
-                }
+                last
             })
             .collect();
 
-        // The lengths of the enclosing messages.
-        let scope_spans_len = |(scope, spans_len): &(&InstrumentationScope, usize)| {
-            framed(scope_len(scope)) + spans_len + str_field_len(schema_url(scope))
-        };
-        let resource_spans_len = framed(self.resource.len())
-            + scopes
-                .iter()
-                .map(|s| framed(scope_spans_len(s)))
-                .sum::<usize>()
-            + str_field_len(&self.resource_schema_url);
-        out.reserve(framed(resource_spans_len));
+        // Sized by the last batch, with an eighth to spare: most batches are written without
+        // the buffer growing.
+        let per_span = self.bytes_per_span.load(Ordering::Relaxed);
+        let start = out.len();
+        out.reserve(self.resource.len() + 64 + batch.len() * (per_span + per_span / 8));
 
-        // Second pass: write.
-        put_len_header(out, 1, resource_spans_len);
-        put_len_header(out, 1, self.resource.len());
-        out.extend_from_slice(&self.resource);
-        for (index, scoped) in scopes.iter().enumerate() {
-            let scope = scoped.0;
-            put_len_header(out, 2, scope_spans_len(scoped));
-            put_len_header(out, 1, scope_len(scope));
-            put_str(out, 1, scope.name());
-            put_str(out, 2, scope.version().unwrap_or_default());
-            for kv in scope.attributes() {
-                put_key_value(out, 3, kv.key.as_str(), &kv.value);
+        put_nested(out, 1, 3, |out| {
+            put_len_bytes(out, 1, &self.resource);
+            for (index, scope) in scopes.iter().enumerate() {
+                put_nested(out, 2, 3, |out| {
+                    put_len_header(out, 1, scope_len(scope));
+                    put_str(out, 1, scope.name());
+                    put_str(out, 2, scope.version().unwrap_or_default());
+                    for kv in scope.attributes() {
+                        put_key_value(out, 3, kv.key.as_str(), &kv.value);
+                    }
+                    for (span, _) in batch.iter().zip(&span_scopes).filter(|(_, s)| **s == index) {
+                        put_nested(out, 2, 2, |out| put_span(out, span));
+                    }
+                    put_str(out, 3, schema_url(scope));
+                });
             }
-            for (span, plan) in batch.iter().zip(&planned) {
-                if plan.scope == index {
-                    put_len_header(out, 2, plan.len);
-                    put_span(out, span, &plan.trace_state);
-                }
-            }
-            put_str(out, 3, schema_url(scope));
+            put_str(out, 3, &self.resource_schema_url);
+        });
+        if !batch.is_empty() {
+            let per_span = (out.len() - start) / batch.len();
+            self.bytes_per_span
+                .store(per_span.min(MAX_BYTES_PER_SPAN), Ordering::Relaxed);
         }
-        put_str(out, 3, &self.resource_schema_url);
     }
 }
 
@@ -142,34 +132,13 @@ fn scope_len(scope: &InstrumentationScope) -> usize {
             .sum::<usize>()
 }
 
-/// The `Span` message's length.
-fn span_len(span: &SpanData, trace_state: &str) -> usize {
-    let mut len = 2 + 16 + 2 + 8 + str_field_len(trace_state);
-    if span.parent_span_id != SpanId::INVALID {
-        len += 2 + 8;
-    }
-    len += 2 + 4; // flags: field 16, always set
-    len += str_field_len(&span.name);
-    len += 2; // kind: never 0 (unspecified)
-    len += fixed64_field_len(nanos(span.start_time)) + fixed64_field_len(nanos(span.end_time));
-    len += attributes_len(&span.attributes);
-    len += uint32_field_len(span.dropped_attributes_count);
-    for event in span.events.iter() {
-        len += framed(event_len(event));
-    }
-    len += uint32_field_len(span.events.dropped_count);
-    for link in span.links.iter() {
-        len += framed(link_len(link, &link.span_context.trace_state().header()));
-    }
-    len += uint32_field_len(span.links.dropped_count);
-    len + framed(status_len(&span.status))
-}
-
-fn put_span(out: &mut Vec<u8>, span: &SpanData, trace_state: &str) {
+/// The `Span` message's content.
+fn put_span(out: &mut Vec<u8>, span: &SpanData) {
     let sc = &span.span_context;
     put_len_bytes(out, 1, &sc.trace_id().to_bytes());
     put_len_bytes(out, 2, &sc.span_id().to_bytes());
-    put_str(out, 3, trace_state);
+    // Empty, and not allocated, for most spans.
+    put_str(out, 3, &sc.trace_state().header());
     if span.parent_span_id != SpanId::INVALID {
         put_len_bytes(out, 4, &span.parent_span_id.to_bytes());
     }
@@ -282,6 +251,31 @@ fn key_value_len(key: &str, value: &Value) -> usize {
 }
 
 fn put_key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
+    // The usual attribute, a string or an integer under a key, short enough for every length
+    // to take one byte: its framing written a few bytes at a time.
+    let tag = ((field << 3) | LEN) as u8;
+    let k = key.len();
+    match value {
+        Value::String(s) if k != 0 && k + s.as_str().len() < 122 => {
+            let v = s.as_str().len();
+            out.extend_from_slice(&[tag, (k + v + 6) as u8, 0x0a, k as u8]);
+            out.extend_from_slice(key.as_bytes());
+            // `AnyValue.string_value` (field 1).
+            out.extend_from_slice(&[0x12, (v + 2) as u8, 0x0a, v as u8]);
+            out.extend_from_slice(s.as_str().as_bytes());
+            return;
+        }
+        Value::I64(i) if k != 0 && k < 100 => {
+            let n = encoded_len_varint(*i as u64);
+            out.extend_from_slice(&[tag, (k + n + 5) as u8, 0x0a, k as u8]);
+            out.extend_from_slice(key.as_bytes());
+            // `AnyValue.int_value` (field 3).
+            out.extend_from_slice(&[0x12, (n + 1) as u8, 0x18]);
+            put_varint(out, *i as u64);
+            return;
+        }
+        _ => {}
+    }
     let value_len = any_value_len(value);
     put_len_header(out, field, str_field_len(key) + framed(value_len));
     put_str(out, 1, key);
@@ -399,6 +393,34 @@ fn varint_field_len(v: u64) -> usize {
 
 fn uint32_field_len(v: u32) -> usize {
     varint_field_len(u64::from(v))
+}
+
+/// The length-delimited field `field` whose content `write` appends, its length unknown
+/// beforehand: room is left for a length of `room` bytes, what the kind of message usually
+/// takes, and the content is moved when its length takes another number of bytes (a span
+/// under 128 bytes, or over 16 KiB). The bytes are those of a length computed first.
+fn put_nested(out: &mut Vec<u8>, field: u32, room: usize, write: impl FnOnce(&mut Vec<u8>)) {
+    put_tag(out, field, LEN);
+    let at = out.len();
+    out.extend_from_slice(&[0; 10][..room]);
+    write(out);
+    let end = out.len();
+    let len = (end - at - room) as u64;
+    let needed = encoded_len_varint(len);
+    if needed > room {
+        out.resize(end + needed - room, 0);
+        out.copy_within(at + room..end, at + needed);
+    } else if needed < room {
+        out.copy_within(at + room..end, at + needed);
+        out.truncate(end - (room - needed));
+    }
+    // The varint, seven bits a byte, the lowest first.
+    let mut rest = len;
+    for byte in &mut out[at..at + needed - 1] {
+        *byte = (rest as u8) | 0x80;
+        rest >>= 7;
+    }
+    out[at + needed - 1] = rest as u8;
 }
 
 /// A varint: one byte for most (tags, short lengths, small numbers) without a call.

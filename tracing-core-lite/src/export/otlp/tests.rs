@@ -188,6 +188,70 @@ fn the_bytes_are_those_of_opentelemetry_otlp() {
 }
 
 #[test]
+fn messages_of_every_length_are_framed_as_prost_frames_them() {
+    // Span lengths around the sizes of their length's varint (one byte below 128, two below
+    // 16,384, three below 2 MiB, four above), and lists of spans crossing the same sizes: the
+    // room left for a length is too much, right or too little. One encoder carries its size
+    // estimate from batch to batch (small, large, huge, then small again).
+    let scope = InstrumentationScope::builder("s").build();
+    // One resource: its attributes come in its map's order.
+    let resource = resource();
+    let encoder = Encoder::new(&resource);
+    let mut previous = 0;
+    for len in (0..200)
+        .chain(16_200..16_500)
+        .chain((2_097_000..2_097_110).step_by(5))
+        .chain(0..8)
+    {
+        let name: &'static str = Box::leak("n".repeat(len).into_boxed_str());
+        let mut tiny = span(name, &scope);
+        tiny.attributes.clear();
+        let batch = vec![tiny.clone(), span(name, &scope), tiny];
+        let mut out = vec![0xaa; previous % 3];
+        let kept = out.len();
+        encoder.encode(&batch, &mut out);
+        assert_eq!(
+            out[..kept],
+            vec![0xaa; kept][..],
+            "{len}: what was there is kept"
+        );
+        assert_eq!(out[kept..], reference(&batch, &resource)[..], "{len}");
+        previous = len;
+    }
+    // After a huge span, a batch of many small ones is not given room for as many huge ones.
+    let huge: &'static str = Box::leak("n".repeat(4 << 20).into_boxed_str());
+    encoder.encode(&[span(huge, &scope)], &mut Vec::new());
+    let mut out = Vec::new();
+    encoder.encode(&vec![span("GET /", &scope); 512], &mut out);
+    assert!(out.capacity() <= 512 * 5 * 1024, "{}", out.capacity());
+}
+
+#[test]
+fn attributes_of_every_length_are_encoded_as_prost_encodes_them() {
+    // Keys and values around the lengths where an attribute's framing stops fitting in one
+    // byte per length (and the empty key, which is left out), integers of every varint length.
+    let scope = InstrumentationScope::builder("s").build();
+    let resource = resource();
+    let text = |len: usize| -> &'static str { Box::leak("v".repeat(len).into_boxed_str()) };
+    let lengths = [
+        0, 1, 2, 21, 60, 98, 99, 100, 101, 119, 120, 121, 122, 123, 130, 200,
+    ];
+    let mut attributes = Vec::new();
+    for &k in &lengths {
+        for &v in &lengths {
+            attributes.push(KeyValue::new(text(k), text(v)));
+        }
+        for i in [0, 1, 127, 128, 16_384, -1, i64::MIN, i64::MAX] {
+            attributes.push(KeyValue::new(text(k), i));
+        }
+    }
+    let mut with_attributes = span("GET /", &scope);
+    with_attributes.attributes = attributes;
+    let batch = vec![with_attributes];
+    assert_eq!(ours(&batch, &resource), reference(&batch, &resource));
+}
+
+#[test]
 fn the_receiver_reads_what_was_sent() {
     let scope = InstrumentationScope::builder("s").build();
     let batch = vec![span("GET /", &scope), span("GET /health", &scope)];
