@@ -183,16 +183,20 @@ async fn a_current_thread_runtime_exports_and_shuts_down() {
 }
 
 /// A pipeline configured by a lookup takes its OTLP exporter's headers, compression and timeout
-/// from that lookup, as it takes the endpoint (this test sets nothing in the process
-/// environment, so anything the receiver sees came from the lookup).
+/// from that lookup, as it takes the endpoint. The test sets nothing in the process
+/// environment and assumes that it sets none of these variables (over gRPC,
+/// `opentelemetry-otlp` reads its headers and compression as well).
 async fn export_settings_come_from_the_lookup(protocol: &'static str) {
     let receiver = OtlpReceiver::start().await.expect("receiver starts");
     let env = lookup(
         &receiver,
         protocol,
         &[
-            ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=red,api-key=a%20b"),
-            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-tenant=blue"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "x-lookup-tenant=red,x-lookup-key=a%20b",
+            ),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-lookup-tenant=blue"),
             ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
             ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "200"),
         ],
@@ -218,8 +222,11 @@ async fn export_settings_come_from_the_lookup(protocol: &'static str) {
     flushed.expect("exported");
     let headers = receiver.export_headers();
     assert_eq!(headers.len(), 1, "{headers:?}");
-    assert_eq!(headers[0]["x-tenant"], "blue", "the signal's list wins");
-    assert_eq!(headers[0]["api-key"], "a b");
+    assert_eq!(
+        headers[0]["x-lookup-tenant"], "blue",
+        "the signal's list wins"
+    );
+    assert_eq!(headers[0]["x-lookup-key"], "a b");
     let encoding = match protocol {
         "grpc" => "grpc-encoding",
         _ => "content-encoding",

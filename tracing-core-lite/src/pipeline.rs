@@ -32,9 +32,12 @@
 //!
 //! The OTLP exporters take their headers, timeout and compression from the same place as the
 //! rest (the environment for [`Pipeline::from_env`], the lookup for [`Pipeline::from_lookup`],
-//! none for [`Pipeline::new`]). One caveat is upstream's: over gRPC, `opentelemetry-otlp`
-//! also reads the process environment itself, adding its `OTEL_EXPORTER_OTLP_HEADERS` (or
-//! `_TRACES_HEADERS`) to the headers given, and taking its compression when none is given.
+//! none for [`Pipeline::new`]); a value that does not parse is an error there, whichever
+//! exporter is chosen, as for the endpoints. One caveat is upstream's: over gRPC,
+//! `opentelemetry-otlp` also reads the process environment itself: its
+//! `OTEL_EXPORTER_OTLP_TRACES_HEADERS` (else `OTEL_EXPORTER_OTLP_HEADERS`) are added to the
+//! headers given, replacing one of the same name, and its compression applies unless gzip is
+//! asked for here (a `none` here does not override it).
 //!
 //! The one departure from the specification's defaults is deliberate: with no exporter and no
 //! endpoint configured, spans go to the console (drawn as call trees) instead of to an OTLP

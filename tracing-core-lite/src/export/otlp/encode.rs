@@ -33,7 +33,7 @@ const LEN: u32 = WireType::LengthDelimited as u32;
 const FIXED32: u32 = WireType::ThirtyTwoBit as u32;
 
 /// The encoder of one exporter: the resource's part of every request, encoded once.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Encoder {
     /// The `Resource` message's body.
     resource: Vec<u8>,
@@ -45,6 +45,17 @@ pub(crate) struct Encoder {
 
 /// What a span takes before the last batch tells: a span of the HTTP recipe is about 450 bytes.
 const FIRST_BYTES_PER_SPAN: usize = 512;
+
+impl Default for Encoder {
+    /// An encoder for spans of an empty resource.
+    fn default() -> Self {
+        Encoder {
+            resource: Vec::new(),
+            resource_schema_url: String::new(),
+            bytes_per_span: AtomicUsize::new(FIRST_BYTES_PER_SPAN),
+        }
+    }
+}
 /// The most bytes per span that a buffer is sized by: a batch of a few huge spans must not
 /// make the next one reserve that much for each of its spans (the buffer grows as it must).
 const MAX_BYTES_PER_SPAN: usize = 4096;
@@ -111,7 +122,8 @@ impl Encoder {
             put_str(out, 3, &self.resource_schema_url);
         });
         if !batch.is_empty() {
-            let per_span = (out.len() - start) / batch.len();
+            // The spans' share: the resource is written once per batch, whatever its size.
+            let per_span = (out.len() - start - self.resource.len()) / batch.len();
             self.bytes_per_span
                 .store(per_span.min(MAX_BYTES_PER_SPAN), Ordering::Relaxed);
         }
@@ -253,6 +265,7 @@ fn key_value_len(key: &str, value: &Value) -> usize {
 fn put_key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
     // The usual attribute, a string or an integer under a key, short enough for every length
     // to take one byte: its framing written a few bytes at a time.
+    debug_assert!(field < 16, "a one-byte tag");
     let tag = ((field << 3) | LEN) as u8;
     let k = key.len();
     match value {

@@ -3,7 +3,7 @@
 //! other OTLP receiver.
 //!
 //! It is `opentelemetry-otlp`'s HTTP exporter with the request body written straight from the
-//! spans (see `encode.rs`): the same bytes, in a fifth of the time per span and with
+//! spans (see `encode.rs`): the same bytes, in a fifth to a tenth of the time per span and with
 //! no allocation per span for the usual spans (those of a scope without attributes, without
 //! links that carry a trace state; BENCHMARKS.md, fifth round). The transport is `opentelemetry-http`'s
 //! [`HttpClient`] (reqwest by default), as in `opentelemetry-otlp`; the behaviour follows the
