@@ -45,6 +45,9 @@ pub(crate) struct Encoder {
 
 /// What a span takes before the last batch tells: a span of the HTTP recipe is about 450 bytes.
 const FIRST_BYTES_PER_SPAN: usize = 512;
+/// The most bytes per span that a buffer is sized by: a batch of a few huge spans must not
+/// make the next one reserve that much for each of its spans (the buffer grows as it must).
+const MAX_BYTES_PER_SPAN: usize = 4096;
 
 impl Default for Encoder {
     /// An encoder for spans of an empty resource.
@@ -56,9 +59,6 @@ impl Default for Encoder {
         }
     }
 }
-/// The most bytes per span that a buffer is sized by: a batch of a few huge spans must not
-/// make the next one reserve that much for each of its spans (the buffer grows as it must).
-const MAX_BYTES_PER_SPAN: usize = 4096;
 
 impl Encoder {
     /// An encoder for spans of `resource`.
@@ -70,7 +70,7 @@ impl Encoder {
         Encoder {
             resource: body,
             resource_schema_url: resource.schema_url().unwrap_or_default().to_owned(),
-            bytes_per_span: AtomicUsize::new(FIRST_BYTES_PER_SPAN),
+            ..Encoder::default()
         }
     }
 
