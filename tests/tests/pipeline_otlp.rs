@@ -253,3 +253,31 @@ async fn otlp_grpc_takes_headers_compression_and_timeout_from_the_lookup() {
 async fn otlp_http_takes_headers_compression_and_timeout_from_the_lookup() {
     export_settings_come_from_the_lookup("http/protobuf").await;
 }
+
+/// `opentelemetry-otlp`'s gRPC exporter reads `OTEL_EXPORTER_OTLP_HEADERS` from the process
+/// environment itself: the two tests above, run again in a process whose environment names the
+/// lookup's header with another value, still see the lookup's value arrive.
+#[test]
+fn lookup_headers_win_over_the_process_environment() {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let run = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "otlp_grpc_takes_headers_compression_and_timeout_from_the_lookup",
+            "otlp_http_takes_headers_compression_and_timeout_from_the_lookup",
+        ])
+        .env("OTEL_EXPORTER_OTLP_HEADERS", "x-lookup-tenant=process")
+        .env(
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            "x-lookup-tenant=process",
+        )
+        .output()
+        .expect("the test binary runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success() && stdout.contains("2 passed"),
+        "{}\n{stdout}\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+}

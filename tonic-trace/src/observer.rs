@@ -125,20 +125,13 @@ impl Messages {
             FrameEvent::End => {
                 if let Some(message) = current.take() {
                     let len = u64::from(message.len);
+                    // A compressed message's uncompressed size is not known here.
                     let (uncompressed, compressed) = if message.compressed {
                         (None, Some(len))
                     } else {
                         (Some(len), None)
                     };
-                    let mut event =
-                        message_event(*kind, *next_id, uncompressed.unwrap_or(0), compressed);
-                    if uncompressed.is_none() {
-                        // The uncompressed size of a compressed message is not known here.
-                        event.attributes.retain(|kv| {
-                            kv.key.as_str()
-                                != tracing_core_lite::recipe::grpc::MESSAGE_UNCOMPRESSED_SIZE
-                        });
-                    }
+                    let mut event = message_event(*kind, *next_id, uncompressed, compressed);
                     if let (Some(sink), Some(buffer)) = (capture.as_ref(), message.buffer) {
                         let rendered = if message.compressed {
                             format!("<compressed, {len} bytes>")

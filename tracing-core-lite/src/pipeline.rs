@@ -33,11 +33,11 @@
 //! The OTLP exporters take their headers, timeout and compression from the same place as the
 //! rest (the environment for [`Pipeline::from_env`], the lookup for [`Pipeline::from_lookup`],
 //! none for [`Pipeline::new`]); a value that does not parse is an error there, whichever
-//! exporter is chosen, as for the endpoints. One caveat is upstream's: over gRPC,
-//! `opentelemetry-otlp` also reads the process environment itself: its
-//! `OTEL_EXPORTER_OTLP_TRACES_HEADERS` (else `OTEL_EXPORTER_OTLP_HEADERS`) are added to the
-//! headers given, replacing one of the same name, and its compression applies unless gzip is
-//! asked for here (a `none` here does not override it).
+//! exporter is chosen, as for the endpoints. Over gRPC, `opentelemetry-otlp` also reads the
+//! process environment itself: its `OTEL_EXPORTER_OTLP_TRACES_HEADERS` (else
+//! `OTEL_EXPORTER_OTLP_HEADERS`) are sent too, except those that the pipeline's headers name
+//! (the pipeline's win), and its compression applies unless gzip is asked for here (a `none`
+//! here does not override it).
 //!
 //! The one departure from the specification's defaults is deliberate: with no exporter and no
 //! endpoint configured, spans go to the console (drawn as call trees) instead of to an OTLP
@@ -720,9 +720,20 @@ fn build_otlp_grpc(
         .with_endpoint(endpoint)
         .with_timeout(env.timeout.unwrap_or(OTEL_EXPORTER_OTLP_TIMEOUT_DEFAULT));
     if !env.headers.is_empty() {
-        builder = builder.with_metadata(
-            opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(env.headers),
-        );
+        // Upstream adds to each export the headers of the process environment's
+        // `OTEL_EXPORTER_OTLP_*HEADERS`, then calls the interceptor: the pipeline's headers,
+        // set there, replace any of the same name.
+        let headers = env.headers;
+        builder = builder.with_interceptor(move |mut request: tonic::Request<()>| {
+            let metadata: &mut http::HeaderMap = request.metadata_mut().as_mut();
+            for name in headers.keys() {
+                metadata.remove(name);
+            }
+            for (name, value) in &headers {
+                metadata.append(name, value.clone());
+            }
+            Ok(request)
+        });
     }
     if let Some(Some(Compression::Gzip)) = env.compression {
         builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);

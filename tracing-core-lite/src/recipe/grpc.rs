@@ -14,6 +14,7 @@
 //! ```
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 
 use opentelemetry::trace::{Event, Status};
@@ -207,20 +208,51 @@ pub fn split_path(path: &str) -> Option<(&str, &str)> {
         .then_some((service, method))
 }
 
+thread_local! {
+    /// The last method name (`package.Service/Method`) seen on this thread, interned, and the
+    /// length of its service part: a service's calls name the same few methods over and over.
+    static LAST_METHOD: Cell<Option<(&'static str, usize)>> = const { Cell::new(None) };
+}
+
+/// The fully qualified method name of a gRPC method path (`package.Service/Method` of
+/// `/package.Service/Method`) and the length of its service part; `None` when `path` is not a
+/// method path. The same path as the last one on this thread costs one comparison; another is
+/// split and its name interned (see `intern`), or copied when the table is full.
+fn method_name(path: &str) -> Option<(Cow<'static, str>, usize)> {
+    method_name_with(path, |full| intern(Kind::Name, full))
+}
+
+/// [`method_name`] with `intern` as the interner of names.
+fn method_name_with(
+    path: &str,
+    intern: impl FnOnce(&str) -> Option<&'static str>,
+) -> Option<(Cow<'static, str>, usize)> {
+    let full = path.strip_prefix('/')?;
+    if let Some((last, service_len)) = LAST_METHOD.with(Cell::get)
+        && last == full
+    {
+        return Some((Cow::Borrowed(last), service_len));
+    }
+    let (service, _) = split_path(path)?;
+    let service_len = service.len();
+    Some(match intern(full) {
+        Some(interned) => {
+            LAST_METHOD.with(|last| last.set(Some((interned, service_len))));
+            (Cow::Borrowed(interned), service_len)
+        }
+        None => (Cow::Owned(full.to_owned()), service_len),
+    })
+}
+
 /// The span of a gRPC call to `path` (`/package.Service/Method`): named
 /// `package.Service/Method`, with `rpc.system.name = grpc` and the fully qualified
 /// `rpc.method` (or the older names, per `stability`).
 ///
 /// Returns `None` when `path` is not a gRPC method path.
 pub fn rpc_span(side: Side, path: &str, stability: SemconvStability) -> Option<SpanRecipe> {
-    let (service, method) = split_path(path)?;
-    let full = &path[1..];
-    // A service has few methods: their names are interned (see `intern`).
-    let name = |s: &str| match intern(Kind::Name, s) {
-        Some(interned) => Cow::Borrowed(interned),
-        None => Cow::Owned(s.to_owned()),
-    };
-    let full = name(full);
+    // A service has few methods: their names are interned, and the service and method parts
+    // of the older conventions are parts of that copy.
+    let (full, service_len) = method_name(path)?;
     // Room for what the layers add (server and peer addresses, the status, `error.type`), so
     // that the span's attribute list is allocated once.
     let mut attrs = Vec::with_capacity(12);
@@ -229,10 +261,20 @@ pub fn rpc_span(side: Side, path: &str, stability: SemconvStability) -> Option<S
         attrs.push(KeyValue::new(semconv::RPC_METHOD, full.clone()));
     }
     if stability.emit_old() {
+        let (service, method) = match &full {
+            Cow::Borrowed(full) => (
+                Cow::Borrowed(&full[..service_len]),
+                Cow::Borrowed(&full[service_len + 1..]),
+            ),
+            Cow::Owned(full) => (
+                Cow::Owned(full[..service_len].to_owned()),
+                Cow::Owned(full[service_len + 1..].to_owned()),
+            ),
+        };
         attrs.push(KeyValue::new(old::RPC_SYSTEM, "grpc"));
-        attrs.push(KeyValue::new(old::RPC_SERVICE, name(service)));
+        attrs.push(KeyValue::new(old::RPC_SERVICE, service));
         if !stability.emit_stable() {
-            attrs.push(KeyValue::new(semconv::RPC_METHOD, name(method)));
+            attrs.push(KeyValue::new(semconv::RPC_METHOD, method));
         }
     }
     Some(SpanRecipe {
@@ -262,24 +304,20 @@ impl RpcOutcome {
 
     /// The attributes to set on the span: `rpc.response.status_code` (and/or the older
     /// `rpc.grpc.status_code`), plus `error.type` (the code's name) for an error.
-    pub fn attributes(&self, stability: SemconvStability) -> Vec<KeyValue> {
-        let mut attrs = Vec::with_capacity(3);
-        if stability.emit_stable() {
-            attrs.push(KeyValue::new(
-                semconv::RPC_RESPONSE_STATUS_CODE,
-                self.code.as_str(),
-            ));
-        }
-        if stability.emit_old() {
-            attrs.push(KeyValue::new(
-                old::RPC_GRPC_STATUS_CODE,
-                i64::from(self.code.as_i32()),
-            ));
-        }
-        if self.is_error {
-            attrs.push(KeyValue::new(semconv::ERROR_TYPE, self.code.as_str()));
-        }
-        attrs
+    pub fn attributes(
+        &self,
+        stability: SemconvStability,
+    ) -> impl Iterator<Item = KeyValue> + use<> {
+        let stable = stability
+            .emit_stable()
+            .then(|| KeyValue::new(semconv::RPC_RESPONSE_STATUS_CODE, self.code.as_str()));
+        let old = stability
+            .emit_old()
+            .then(|| KeyValue::new(old::RPC_GRPC_STATUS_CODE, i64::from(self.code.as_i32())));
+        let error = self
+            .is_error
+            .then(|| KeyValue::new(semconv::ERROR_TYPE, self.code.as_str()));
+        stable.into_iter().chain(old).chain(error)
     }
 
     /// The span status: `Error` with the `grpc-message` as description, or `Unset`.
@@ -311,21 +349,26 @@ impl MessageType {
     }
 }
 
-/// The `rpc.message` event of one message: its direction, 1-based id in that direction,
-/// uncompressed size, and compressed size when it was compressed on the wire.
+/// The `rpc.message` event of one message: its direction, 1-based id in that direction, and
+/// its sizes as far as they are known (a compressed message's uncompressed size is not, where
+/// only its frame is seen).
+///
+/// Its attribute list has room for one more attribute (a captured payload).
 pub fn message_event(
     kind: MessageType,
     id: u64,
-    uncompressed_size: u64,
+    uncompressed_size: Option<u64>,
     compressed_size: Option<u64>,
 ) -> Event {
     let mut attrs = Vec::with_capacity(4);
     attrs.push(KeyValue::new(MESSAGE_TYPE, kind.as_str()));
     attrs.push(KeyValue::new(MESSAGE_ID, saturating_i64(id)));
-    attrs.push(KeyValue::new(
-        MESSAGE_UNCOMPRESSED_SIZE,
-        saturating_i64(uncompressed_size),
-    ));
+    if let Some(size) = uncompressed_size {
+        attrs.push(KeyValue::new(
+            MESSAGE_UNCOMPRESSED_SIZE,
+            saturating_i64(size),
+        ));
+    }
     if let Some(size) = compressed_size {
         attrs.push(KeyValue::new(MESSAGE_COMPRESSED_SIZE, saturating_i64(size)));
     }
@@ -432,7 +475,10 @@ mod tests {
     fn outcome_attributes_and_status() {
         let o = RpcOutcome::new(Side::Server, Code::Internal);
         assert_eq!(
-            keys(&o.attributes(SemconvStability::Duplicate)),
+            keys(
+                &o.attributes(SemconvStability::Duplicate)
+                    .collect::<Vec<_>>()
+            ),
             pairs(&[
                 ("rpc.response.status_code", "INTERNAL"),
                 ("rpc.grpc.status_code", "13"),
@@ -442,7 +488,7 @@ mod tests {
         assert_eq!(o.status(Some("boom")), Status::error("boom"));
         let ok = RpcOutcome::new(Side::Server, Code::InvalidArgument);
         assert_eq!(
-            keys(&ok.attributes(SemconvStability::Stable)),
+            keys(&ok.attributes(SemconvStability::Stable).collect::<Vec<_>>()),
             pairs(&[("rpc.response.status_code", "INVALID_ARGUMENT")])
         );
         assert_eq!(ok.status(Some("bad")), Status::Unset);
@@ -500,7 +546,7 @@ mod tests {
 
     #[test]
     fn message_events() {
-        let e = message_event(MessageType::Sent, 1, 42, Some(30));
+        let e = message_event(MessageType::Sent, 1, Some(42), Some(30));
         assert_eq!(e.name, "rpc.message");
         assert_eq!(
             keys(&e.attributes),
@@ -511,5 +557,67 @@ mod tests {
                 ("rpc.message.compressed_size", "30")
             ])
         );
+        let e = message_event(MessageType::Received, 2, None, Some(30));
+        assert_eq!(
+            keys(&e.attributes),
+            pairs(&[
+                ("rpc.message.type", "RECEIVED"),
+                ("rpc.message.id", "2"),
+                ("rpc.message.compressed_size", "30")
+            ])
+        );
+        assert!(e.attributes.capacity() > e.attributes.len());
+    }
+
+    #[test]
+    fn method_names_are_the_same_from_the_last_method_slot() {
+        let long = format!("/svc/{}", "m".repeat(300));
+        let paths = [
+            "/helloworld.Greeter/SayHello",
+            "/helloworld.Greeter/SayHello",
+            "/helloworld.Greeter/SayGoodbye",
+            "/helloworld.Greeter/SayHello",
+            "/not-grpc",
+            "/not-grpc",
+            "/a/b/c",
+            "helloworld.Greeter/SayHello",
+            "/helloworld.Greeter/SayHello",
+            long.as_str(),
+            long.as_str(),
+            "/é.Svc/Mé",
+            "/é.Svc/Mé",
+        ];
+        // An interner that always interns (the shared table's budget may be spent by other
+        // tests), and one that never does (a full table).
+        let always = |s: &str| Some(&*Box::leak(Box::from(s)));
+        let mut hits = 0;
+        for path in paths.iter().chain(&paths) {
+            let from_slot = LAST_METHOD
+                .with(Cell::get)
+                .is_some_and(|(last, _)| path.strip_prefix('/') == Some(last));
+            hits += usize::from(from_slot);
+            let expected = split_path(path)
+                .map(|(service, method)| (format!("{service}/{method}"), service.len()));
+            // The full table first: it copies what the slot does not hold.
+            for found in [
+                method_name_with(path, |_| None),
+                method_name_with(path, always),
+            ] {
+                let found = found.map(|(full, service_len)| (full.into_owned(), service_len));
+                assert_eq!(found, expected, "{path:?}");
+            }
+        }
+        // Only a path equal to the last one interned comes from the slot: four in each pass.
+        assert_eq!(hits, 8);
+        for stability in [
+            SemconvStability::Stable,
+            SemconvStability::Old,
+            SemconvStability::Duplicate,
+        ] {
+            let first = rpc_span(Side::Client, paths[0], stability).unwrap();
+            let again = rpc_span(Side::Client, paths[0], stability).unwrap();
+            assert_eq!(again.name, first.name);
+            assert_eq!(again.attributes, first.attributes, "{stability:?}");
+        }
     }
 }
