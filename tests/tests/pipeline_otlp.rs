@@ -184,8 +184,9 @@ async fn a_current_thread_runtime_exports_and_shuts_down() {
 
 /// A pipeline configured by a lookup takes its OTLP exporter's headers, compression and timeout
 /// from that lookup, as it takes the endpoint. The test sets nothing in the process
-/// environment and assumes that it sets none of these variables (over gRPC,
-/// `opentelemetry-otlp` reads its headers and compression as well).
+/// environment and assumes that it does not set `OTEL_EXPORTER_OTLP_COMPRESSION` (over gRPC,
+/// `opentelemetry-otlp` reads it as well). Headers in the process environment are what
+/// `lookup_headers_win_over_the_process_environment` runs it with.
 async fn export_settings_come_from_the_lookup(protocol: &'static str) {
     let receiver = OtlpReceiver::start().await.expect("receiver starts");
     let env = lookup(
@@ -226,7 +227,16 @@ async fn export_settings_come_from_the_lookup(protocol: &'static str) {
         headers[0]["x-lookup-tenant"], "blue",
         "the signal's list wins"
     );
+    assert_eq!(headers[0].get_all("x-lookup-tenant").iter().count(), 1);
     assert_eq!(headers[0]["x-lookup-key"], "a b");
+    // Over gRPC, `opentelemetry-otlp` also sends the headers of the process environment
+    // (its signal's list, else the generic one) that the lookup does not name.
+    let process = std::env::var("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+        .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_HEADERS"))
+        .unwrap_or_default();
+    if protocol == "grpc" && process.contains("x-process-only=1") {
+        assert_eq!(headers[0]["x-process-only"], "1");
+    }
     let encoding = match protocol {
         "grpc" => "grpc-encoding",
         _ => "content-encoding",
@@ -254,30 +264,43 @@ async fn otlp_http_takes_headers_compression_and_timeout_from_the_lookup() {
     export_settings_come_from_the_lookup("http/protobuf").await;
 }
 
-/// `opentelemetry-otlp`'s gRPC exporter reads `OTEL_EXPORTER_OTLP_HEADERS` from the process
-/// environment itself: the two tests above, run again in a process whose environment names the
-/// lookup's header with another value, still see the lookup's value arrive.
+/// `opentelemetry-otlp`'s gRPC exporter reads `OTEL_EXPORTER_OTLP_TRACES_HEADERS` (else
+/// `OTEL_EXPORTER_OTLP_HEADERS`) from the process environment itself: the two tests above, run
+/// again in a process whose environment names the lookup's header with another value (in the
+/// generic list, then in the signal's), still see the lookup's value arrive, once, and over
+/// gRPC the environment's other headers too. (The HTTP exporter is ours and reads only the
+/// lookup: its half of the run checks that it stays so.)
 #[test]
 fn lookup_headers_win_over_the_process_environment() {
     let exe = std::env::current_exe().expect("the test binary's path");
-    let run = std::process::Command::new(exe)
-        .args([
-            "--exact",
-            "otlp_grpc_takes_headers_compression_and_timeout_from_the_lookup",
-            "otlp_http_takes_headers_compression_and_timeout_from_the_lookup",
-        ])
-        .env("OTEL_EXPORTER_OTLP_HEADERS", "x-lookup-tenant=process")
-        .env(
+    let generic_only = [(
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "x-lookup-tenant=process,x-process-only=1",
+    )];
+    let signal = [
+        ("OTEL_EXPORTER_OTLP_HEADERS", "x-lookup-tenant=generic"),
+        (
             "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-            "x-lookup-tenant=process",
-        )
-        .output()
-        .expect("the test binary runs");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success() && stdout.contains("2 passed"),
-        "{}\n{stdout}\n{}",
-        run.status,
-        String::from_utf8_lossy(&run.stderr)
-    );
+            "x-lookup-tenant=process,x-process-only=1",
+        ),
+    ];
+    for vars in [&generic_only[..], &signal[..]] {
+        let run = std::process::Command::new(&exe)
+            .args([
+                "--exact",
+                "otlp_grpc_takes_headers_compression_and_timeout_from_the_lookup",
+                "otlp_http_takes_headers_compression_and_timeout_from_the_lookup",
+            ])
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+            .envs(vars.iter().copied())
+            .output()
+            .expect("the test binary runs");
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            run.status.success() && stdout.contains("2 passed"),
+            "{vars:?}: {}\n{stdout}\n{}",
+            run.status,
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
 }

@@ -720,9 +720,9 @@ fn build_otlp_grpc(
         .with_endpoint(endpoint)
         .with_timeout(env.timeout.unwrap_or(OTEL_EXPORTER_OTLP_TIMEOUT_DEFAULT));
     if !env.headers.is_empty() {
-        // Upstream adds to each export the headers of the process environment's
-        // `OTEL_EXPORTER_OTLP_*HEADERS`, then calls the interceptor: the pipeline's headers,
-        // set there, replace any of the same name.
+        // Upstream reads the process environment's `OTEL_EXPORTER_OTLP_*HEADERS` once, when
+        // the exporter is built, adds them to each export, then calls the interceptor: the
+        // pipeline's headers, set there, replace any of the same name.
         let headers = env.headers;
         builder = builder.with_interceptor(move |mut request: tonic::Request<()>| {
             let metadata: &mut http::HeaderMap = request.metadata_mut().as_mut();

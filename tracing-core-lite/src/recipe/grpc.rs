@@ -209,23 +209,24 @@ pub fn split_path(path: &str) -> Option<(&str, &str)> {
 }
 
 thread_local! {
-    /// The last method name (`package.Service/Method`) seen on this thread, interned, and the
+    /// The last method name (`package.Service/Method`) interned on this thread, and the
     /// length of its service part: a service's calls name the same few methods over and over.
     static LAST_METHOD: Cell<Option<(&'static str, usize)>> = const { Cell::new(None) };
 }
 
 /// The fully qualified method name of a gRPC method path (`package.Service/Method` of
 /// `/package.Service/Method`) and the length of its service part; `None` when `path` is not a
-/// method path. The same path as the last one on this thread costs one comparison; another is
-/// split and its name interned (see `intern`), or copied when the table is full.
+/// method path. The same path as the last one interned on this thread costs one comparison;
+/// another is split and its name interned (see `intern`), or copied when it cannot be (the
+/// table full, or a name too long), as it then is on every call.
 fn method_name(path: &str) -> Option<(Cow<'static, str>, usize)> {
     method_name_with(path, |full| intern(Kind::Name, full))
 }
 
-/// [`method_name`] with `intern` as the interner of names.
+/// [`method_name`] with `interner` as the interner of names.
 fn method_name_with(
     path: &str,
-    intern: impl FnOnce(&str) -> Option<&'static str>,
+    interner: impl FnOnce(&str) -> Option<&'static str>,
 ) -> Option<(Cow<'static, str>, usize)> {
     let full = path.strip_prefix('/')?;
     if let Some((last, service_len)) = LAST_METHOD.with(Cell::get)
@@ -235,7 +236,7 @@ fn method_name_with(
     }
     let (service, _) = split_path(path)?;
     let service_len = service.len();
-    Some(match intern(full) {
+    Some(match interner(full) {
         Some(interned) => {
             LAST_METHOD.with(|last| last.set(Some((interned, service_len))));
             (Cow::Borrowed(interned), service_len)
@@ -261,20 +262,18 @@ pub fn rpc_span(side: Side, path: &str, stability: SemconvStability) -> Option<S
         attrs.push(KeyValue::new(semconv::RPC_METHOD, full.clone()));
     }
     if stability.emit_old() {
-        let (service, method) = match &full {
-            Cow::Borrowed(full) => (
-                Cow::Borrowed(&full[..service_len]),
-                Cow::Borrowed(&full[service_len + 1..]),
-            ),
-            Cow::Owned(full) => (
-                Cow::Owned(full[..service_len].to_owned()),
-                Cow::Owned(full[service_len + 1..].to_owned()),
-            ),
+        // Parts of the interned copy, as long-lived as it is.
+        let part = |range: std::ops::Range<usize>| match &full {
+            Cow::Borrowed(full) => Cow::Borrowed(&full[range]),
+            Cow::Owned(full) => Cow::Owned(full[range].to_owned()),
         };
         attrs.push(KeyValue::new(old::RPC_SYSTEM, "grpc"));
-        attrs.push(KeyValue::new(old::RPC_SERVICE, service));
+        attrs.push(KeyValue::new(old::RPC_SERVICE, part(0..service_len)));
         if !stability.emit_stable() {
-            attrs.push(KeyValue::new(semconv::RPC_METHOD, method));
+            attrs.push(KeyValue::new(
+                semconv::RPC_METHOD,
+                part(service_len + 1..full.len()),
+            ));
         }
     }
     Some(SpanRecipe {
@@ -360,7 +359,8 @@ pub fn message_event(
     uncompressed_size: Option<u64>,
     compressed_size: Option<u64>,
 ) -> Event {
-    let mut attrs = Vec::with_capacity(4);
+    let sizes = usize::from(uncompressed_size.is_some()) + usize::from(compressed_size.is_some());
+    let mut attrs = Vec::with_capacity(2 + sizes + 1);
     attrs.push(KeyValue::new(MESSAGE_TYPE, kind.as_str()));
     attrs.push(KeyValue::new(MESSAGE_ID, saturating_i64(id)));
     if let Some(size) = uncompressed_size {
@@ -567,6 +567,9 @@ mod tests {
             ])
         );
         assert!(e.attributes.capacity() > e.attributes.len());
+        let e = message_event(MessageType::Sent, 3, Some(42), Some(30));
+        assert_eq!(e.attributes.len(), 4);
+        assert!(e.attributes.capacity() > e.attributes.len());
     }
 
     #[test]
@@ -590,34 +593,73 @@ mod tests {
         // An interner that always interns (the shared table's budget may be spent by other
         // tests), and one that never does (a full table).
         let always = |s: &str| Some(&*Box::leak(Box::from(s)));
+        LAST_METHOD.with(|slot| slot.set(None));
         let mut hits = 0;
         for path in paths.iter().chain(&paths) {
-            let from_slot = LAST_METHOD
-                .with(Cell::get)
-                .is_some_and(|(last, _)| path.strip_prefix('/') == Some(last));
-            hits += usize::from(from_slot);
             let expected = split_path(path)
                 .map(|(service, method)| (format!("{service}/{method}"), service.len()));
-            // The full table first: it copies what the slot does not hold.
-            for found in [
-                method_name_with(path, |_| None),
-                method_name_with(path, always),
-            ] {
+            let slot = LAST_METHOD
+                .with(Cell::get)
+                .filter(|(last, _)| path.strip_prefix('/') == Some(*last));
+            let found = match slot {
+                Some((last, _)) => {
+                    hits += 1;
+                    // The slot's copy, without asking the interner.
+                    let found = method_name_with(path, |_| panic!("interned again: {path:?}"));
+                    assert!(
+                        matches!(&found, Some((Cow::Borrowed(f), _)) if std::ptr::eq(*f, last)),
+                        "{path:?}"
+                    );
+                    vec![found]
+                }
+                // The full table first: it copies, and leaves the slot alone.
+                None => vec![
+                    method_name_with(path, |_| None),
+                    method_name_with(path, always),
+                ],
+            };
+            for found in found {
                 let found = found.map(|(full, service_len)| (full.into_owned(), service_len));
                 assert_eq!(found, expected, "{path:?}");
             }
         }
         // Only a path equal to the last one interned comes from the slot: four in each pass.
         assert_eq!(hits, 8);
-        for stability in [
-            SemconvStability::Stable,
-            SemconvStability::Old,
-            SemconvStability::Duplicate,
+    }
+
+    #[test]
+    fn older_conventions_name_the_service_and_method_from_the_slot_and_from_a_copy() {
+        let attrs = |path: &str, stability| {
+            let recipe = rpc_span(Side::Client, path, stability).unwrap();
+            assert_eq!(recipe.name, path[1..]);
+            keys(&recipe.attributes)
+        };
+        // From the slot (a static name put there), and from a copy (a name too long to be
+        // interned).
+        LAST_METHOD.with(|slot| slot.set(Some(("pkg.Svc/Do", 7))));
+        let long = format!("/svc/{}", "m".repeat(300));
+        for (path, service, method) in [
+            ("/pkg.Svc/Do", "pkg.Svc", "Do"),
+            (long.as_str(), "svc", &long[5..]),
         ] {
-            let first = rpc_span(Side::Client, paths[0], stability).unwrap();
-            let again = rpc_span(Side::Client, paths[0], stability).unwrap();
-            assert_eq!(again.name, first.name);
-            assert_eq!(again.attributes, first.attributes, "{stability:?}");
+            assert_eq!(
+                attrs(path, SemconvStability::Old),
+                pairs(&[
+                    ("rpc.system", "grpc"),
+                    ("rpc.service", service),
+                    ("rpc.method", method)
+                ]),
+            );
+            assert_eq!(
+                attrs(path, SemconvStability::Duplicate),
+                pairs(&[
+                    ("rpc.system.name", "grpc"),
+                    ("rpc.method", &path[1..]),
+                    ("rpc.system", "grpc"),
+                    ("rpc.service", service)
+                ]),
+            );
         }
+        assert!(!crate::recipe::intern::is_interned(&long[1..]));
     }
 }
