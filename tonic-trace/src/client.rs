@@ -35,14 +35,14 @@ use tower_trace::body::TracedBody;
 use tracing_core_lite::Parent;
 use tracing_core_lite::capture::Direction;
 use tracing_core_lite::propagation::inject_headers;
-use tracing_core_lite::recipe::Side;
 use tracing_core_lite::recipe::grpc::MessageType;
+use tracing_core_lite::recipe::{Side, push_server_address};
 use tracing_core_lite::sampling::{is_unsampled, unsampled_context};
 use tracing_core_lite::{Propagators, TracerSource};
 
 use crate::future::{Pending, ResponseFuture};
 use crate::observer::{RequestObserver, ResponseObserver, Settings, deadline_of};
-use crate::server::{authority_attributes, call_recipe, server_attributes};
+use crate::server::{authority_attributes, call_recipe};
 
 #[derive(Clone)]
 struct Config {
@@ -167,9 +167,11 @@ where
             .map(|m| format!("/{}/{}", m.service(), m.method()));
         let path = method.as_deref().unwrap_or(parts.uri.path());
         let mut recipe = call_recipe(Side::Client, path, settings.stability);
-        match parts.uri.authority() {
-            Some(authority) => authority_attributes(authority, &mut recipe.attributes),
-            None => server_attributes(config.target.as_deref(), &mut recipe.attributes),
+        match (parts.uri.authority(), config.target.as_deref()) {
+            (Some(authority), _) => authority_attributes(authority, &mut recipe.attributes),
+            // The layer's target came from a `Uri`: a valid authority, not parsed again.
+            (None, Some(target)) => push_server_address(target, None, &mut recipe.attributes),
+            (None, None) => {}
         }
         if !settings.metadata.is_empty(Direction::Request) {
             recipe.attributes.extend(

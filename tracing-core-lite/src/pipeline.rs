@@ -722,15 +722,12 @@ fn build_otlp_grpc(
     if !env.headers.is_empty() {
         // Upstream reads the process environment's `OTEL_EXPORTER_OTLP_*HEADERS` once, when
         // the exporter is built, adds them to each export, then calls the interceptor: the
-        // pipeline's headers, set there, replace any of the same name.
+        // pipeline's headers (one value per name), set there, replace any of the same name.
         let headers = env.headers;
         builder = builder.with_interceptor(move |mut request: tonic::Request<()>| {
             let metadata: &mut http::HeaderMap = request.metadata_mut().as_mut();
-            for name in headers.keys() {
-                metadata.remove(name);
-            }
             for (name, value) in &headers {
-                metadata.append(name, value.clone());
+                metadata.insert(name, value.clone());
             }
             Ok(request)
         });
@@ -903,6 +900,13 @@ mod tests {
         assert_eq!(p.otlp_env.headers["k"], "traces");
         assert_eq!(p.otlp_env.timeout, Some(Duration::from_millis(250)));
         assert_eq!(p.otlp_env.compression, Some(Some(Compression::Gzip)));
+        // Header values may be credentials: the pipeline's `Debug` names the headers only.
+        let shown = format!("{p:?}");
+        assert!(shown.contains("\"k\""), "{shown}");
+        assert!(
+            !shown.contains("\"traces\"") && !shown.contains("\"generic\""),
+            "{shown}"
+        );
         // Blank is unset; `none` is said.
         let p = Pipeline::from_lookup(lookup(&[
             ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", " "),

@@ -359,8 +359,8 @@ pub fn message_event(
     uncompressed_size: Option<u64>,
     compressed_size: Option<u64>,
 ) -> Event {
-    let sizes = usize::from(uncompressed_size.is_some()) + usize::from(compressed_size.is_some());
-    let mut attrs = Vec::with_capacity(2 + sizes + 1);
+    // Type, id, both sizes at most, a payload.
+    let mut attrs = Vec::with_capacity(5);
     attrs.push(KeyValue::new(MESSAGE_TYPE, kind.as_str()));
     attrs.push(KeyValue::new(MESSAGE_ID, saturating_i64(id)));
     if let Some(size) = uncompressed_size {

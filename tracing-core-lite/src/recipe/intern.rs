@@ -42,8 +42,11 @@ impl Kind {
     }
 }
 
-/// The number of [`Kind`]s (`UserAgent` is the last).
-const KINDS: usize = Kind::UserAgent as usize + 1;
+/// The number of [`Kind`]s (`UserAgent` is the last: the match stops compiling when a kind is
+/// added, so that this is looked at again).
+const KINDS: usize = match Kind::UserAgent {
+    last @ (Kind::Name | Kind::Host | Kind::Authority | Kind::UserAgent) => last as usize + 1,
+};
 
 /// The longest string interned.
 const MAX_LEN: usize = 256;

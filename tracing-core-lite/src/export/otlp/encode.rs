@@ -427,13 +427,8 @@ fn put_nested(out: &mut Vec<u8>, field: u32, room: usize, write: impl FnOnce(&mu
         out.copy_within(at + room..end, at + needed);
         out.truncate(end - (room - needed));
     }
-    // The varint, seven bits a byte, the lowest first.
-    let mut rest = len;
-    for byte in &mut out[at..at + needed - 1] {
-        *byte = (rest as u8) | 0x80;
-        rest >>= 7;
-    }
-    out[at + needed - 1] = rest as u8;
+    // Exactly `needed` bytes, over the room left.
+    encode_varint(len, &mut &mut out[at..at + needed]);
 }
 
 /// A varint: one byte for most (tags, short lengths, small numbers) without a call.
