@@ -178,6 +178,16 @@ fn grpc_client_request() -> Request<tonic::body::Body> {
     req
 }
 
+/// A unary gRPC call to another service's method, as a generated client sends it into the
+/// channel: what a service calls out with while it serves `helloworld.Greeter/SayHello`.
+fn grpc_call_out_request() -> Request<tonic::body::Body> {
+    let mut req = grpc_client_request();
+    *req.uri_mut() = Uri::from_static("/inventory.Stock/Reserve");
+    req.extensions_mut()
+        .insert(tonic::GrpcMethod::new("inventory.Stock", "Reserve"));
+    req
+}
+
 /// One request through `svc`, the response body read to its end.
 fn call<S, Req, B>(svc: &mut S, req: Req)
 where
@@ -193,6 +203,18 @@ where
         let res = svc.call(req).await.expect("response");
         drain(res.into_body()).await;
     });
+}
+
+/// [`call`] with `parent` as the current context.
+fn call_under<S, Req, B>(parent: &Context, svc: &mut S, req: Req)
+where
+    S: Service<Req, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: Body,
+    B::Error: std::fmt::Debug,
+{
+    let _parent = parent.clone().attach();
+    call(svc, req);
 }
 
 /// A parent context for the client benchmarks (the span of the request being served).
@@ -640,6 +662,7 @@ fn main() {
     grpc_server(&mut bench, ours, ours_x, &sdk, sdk_x);
     http_client(&mut bench, ours, ours_x, &sdk, sdk_x);
     grpc_client(&mut bench, ours, ours_x, &sdk, sdk_x);
+    serve_and_call_out(&mut bench, ours, ours_x);
 
     if profiling {
         return;
@@ -885,6 +908,52 @@ fn grpc_client(
             call(&mut peer, grpc_client_request())
         });
     }
+}
+
+/// A service's work on one thread: a request served (the server layer), then a call out to
+/// another service (the client layer) under a sampled parent, over and over. The two name
+/// different authorities (and, for gRPC, different methods), so this measures what the
+/// per-thread caches of the recipes keep when a thread alternates between the two sides. Ours
+/// only: the peers keep no such cache.
+fn serve_and_call_out(b: &mut Bench<'_>, ours: &PipelineGuard, ours_x: Exported<'_>) {
+    // The call out runs under the parent; the request served under none, as in `http_server`.
+    let parent = client_parent(true);
+
+    const HTTP: &str = "http_serve_and_call_out";
+    let (mut server, mut client) = (Ok200, Ok200);
+    b.run(HTTP, "none", Global::Ours, None, || {
+        call(&mut server, http_server_request(TRACEPARENT_SAMPLED));
+        call_under(&parent, &mut client, http_client_request());
+    });
+    let mut server = tower_trace::ServerLayer::new()
+        .with_tracer_source(ours.tracer_source())
+        .with_route(|_| Some(Cow::Borrowed(ROUTE)))
+        .layer(Ok200);
+    let mut client = tower_trace::ClientLayer::new()
+        .with_tracer_source(ours.tracer_source())
+        .layer(Ok200);
+    b.run(HTTP, "ours_sampled", Global::Ours, ours_x, || {
+        call(&mut server, http_server_request(TRACEPARENT_SAMPLED));
+        call_under(&parent, &mut client, http_client_request());
+    });
+
+    const GRPC: &str = "grpc_serve_and_call_out";
+    let (mut server, mut client) = (GrpcOk, GrpcOk);
+    b.run(GRPC, "none", Global::Ours, None, || {
+        call(&mut server, grpc_server_request(TRACEPARENT_SAMPLED));
+        call_under(&parent, &mut client, grpc_call_out_request());
+    });
+    let mut server = tonic_trace::ServerLayer::new()
+        .with_tracer_source(ours.tracer_source())
+        .layer(GrpcOk);
+    let mut client = tonic_trace::ClientLayer::new()
+        .with_tracer_source(ours.tracer_source())
+        .with_server_uri(&Uri::from_static("http://inventory.internal:50051"))
+        .layer(GrpcOk);
+    b.run(GRPC, "ours_sampled", Global::Ours, ours_x, || {
+        call(&mut server, grpc_server_request(TRACEPARENT_SAMPLED));
+        call_under(&parent, &mut client, grpc_call_out_request());
+    });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -55,9 +55,8 @@ use std::time::Duration;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{
-    OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_EXPORTER_OTLP_TIMEOUT_DEFAULT,
-    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, WithExportConfig,
-    WithTonicConfig,
+    OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, WithExportConfig, WithTonicConfig,
 };
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkError;
@@ -718,7 +717,7 @@ fn build_otlp_grpc(
     let mut builder = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .with_endpoint(endpoint)
-        .with_timeout(env.timeout.unwrap_or(OTEL_EXPORTER_OTLP_TIMEOUT_DEFAULT));
+        .with_timeout(env.timeout);
     if !env.headers.is_empty() {
         // Upstream reads the process environment's `OTEL_EXPORTER_OTLP_*HEADERS` once, when
         // the exporter is built, adds them to each export, then calls the interceptor: the
@@ -732,7 +731,7 @@ fn build_otlp_grpc(
             Ok(request)
         });
     }
-    if let Some(Some(Compression::Gzip)) = env.compression {
+    if let Some(Compression::Gzip) = env.compression {
         builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
     }
     Ok(builder.build()?)
@@ -859,6 +858,7 @@ impl Drop for PipelineGuard {
 mod tests {
     use super::*;
     use opentelemetry::trace::{Span, Tracer};
+    use opentelemetry_otlp::OTEL_EXPORTER_OTLP_TIMEOUT_DEFAULT;
 
     fn lookup(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
         move |k| {
@@ -898,8 +898,8 @@ mod tests {
         .unwrap();
         assert_eq!(p.otlp_env.headers["a"], "1");
         assert_eq!(p.otlp_env.headers["k"], "traces");
-        assert_eq!(p.otlp_env.timeout, Some(Duration::from_millis(250)));
-        assert_eq!(p.otlp_env.compression, Some(Some(Compression::Gzip)));
+        assert_eq!(p.otlp_env.timeout, Duration::from_millis(250));
+        assert_eq!(p.otlp_env.compression, Some(Compression::Gzip));
         // Header values may be credentials: the pipeline's `Debug` names the headers only.
         let shown = format!("{p:?}");
         assert!(shown.contains("\"k\""), "{shown}");
@@ -907,15 +907,15 @@ mod tests {
             !shown.contains("\"traces\"") && !shown.contains("\"generic\""),
             "{shown}"
         );
-        // Blank is unset; `none` is said.
+        // Blank is unset; `none` is no compression.
         let p = Pipeline::from_lookup(lookup(&[
             ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", " "),
             ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
         ]))
         .unwrap();
         assert!(p.otlp_env.headers.is_empty());
-        assert_eq!(p.otlp_env.timeout, None);
-        assert_eq!(p.otlp_env.compression, Some(None));
+        assert_eq!(p.otlp_env.timeout, OTEL_EXPORTER_OTLP_TIMEOUT_DEFAULT);
+        assert_eq!(p.otlp_env.compression, None);
         // A pipeline made without the environment reads none of it.
         let p = Pipeline::new();
         assert_eq!(
@@ -924,7 +924,7 @@ mod tests {
                 p.otlp_env.timeout,
                 p.otlp_env.compression
             ),
-            (0, None, None)
+            (0, OTEL_EXPORTER_OTLP_TIMEOUT_DEFAULT, None)
         );
     }
 

@@ -260,23 +260,23 @@ impl Propagators {
     }
 
     /// [`Propagators::extract_headers`] for a server whose sampler follows its caller's
-    /// decision (see [`Extracted`]): on the W3C Trace Context fast path, no context is made
+    /// decision (see [`ServerParent`]): on the W3C Trace Context fast path, no context is made
     /// for the caller's span.
     pub(crate) fn extract_headers_following_sampling(
         &self,
         headers: &http::HeaderMap,
-    ) -> Extracted {
+    ) -> ServerParent {
         self.extract_with(
             headers,
             |cx, sc| {
                 if sc.is_sampled() {
-                    Extracted::Caller(Parent::caller(cx.clone(), sc))
+                    ServerParent::caller(Parent::caller(cx.clone(), sc))
                 } else {
-                    Extracted::UnsampledChild(cx.with_remote_span_context(unsampled_child(&sc)))
+                    ServerParent::Unsampled(cx.with_remote_span_context(unsampled_child(&sc)))
                 }
             },
             // No caller, or not on the fast path: a context, whose span may be unsampled.
-            Extracted::following_sampling,
+            ServerParent::following_sampling,
         )
     }
 
@@ -434,30 +434,6 @@ fn with_propagators<T>(
     }
 }
 
-/// What a server extracted from a request's headers ([`extract_headers_following_sampling`]).
-#[derive(Debug)]
-pub(crate) enum Extracted {
-    /// The caller (none: the current context if the headers name no valid caller): the
-    /// parent of the server's span.
-    Caller(Parent),
-    /// The caller did not sample, and the server's sampler follows it: the context of the
-    /// server's span, which is not recorded (the caller's trace and trace state, a new span
-    /// id, not sampled, the caller's baggage), what [`crate::sampling::unsampled_context`]
-    /// makes of the caller's context.
-    UnsampledChild(Context),
-}
-
-impl Extracted {
-    /// What a server following its caller's sampling makes of the caller's context.
-    fn following_sampling(caller: Context) -> Self {
-        if is_unsampled(&caller) {
-            Extracted::UnsampledChild(unsampled_context(&caller))
-        } else {
-            Extracted::Caller(Parent::context(caller))
-        }
-    }
-}
-
 /// [`extract_headers`] as the parent of a server's span: the caller's span context beside
 /// the current context, on the fast path of [`Propagators::extract_headers`].
 fn extract_parent(propagators: Option<&Propagators>, headers: &http::HeaderMap) -> Parent {
@@ -470,17 +446,17 @@ fn extract_parent(propagators: Option<&Propagators>, headers: &http::HeaderMap) 
 }
 
 /// [`extract_headers`] for a server whose sampler follows its caller's decision (see
-/// [`Extracted`]). With the W3C Trace Context fast path of [`Propagators::extract_headers`], an
-/// unsampled caller's context is never made, only its child's.
+/// [`ServerParent`]). With the W3C Trace Context fast path of [`Propagators::extract_headers`],
+/// an unsampled caller's context is never made, only its child's.
 fn extract_headers_following_sampling(
     propagators: Option<&Propagators>,
     headers: &http::HeaderMap,
-) -> Extracted {
+) -> ServerParent {
     with_propagators(
         propagators,
         headers,
         |p| p.extract_headers_following_sampling(headers),
-        Extracted::following_sampling,
+        ServerParent::following_sampling,
     )
 }
 
@@ -499,6 +475,27 @@ pub enum ServerParent {
     /// which carries the caller's trace on, not sampled: the caller's trace and trace state, a
     /// new span id, the caller's baggage.
     Unsampled(Context),
+}
+
+impl ServerParent {
+    /// Under the caller (the current context when the headers name no valid caller).
+    fn caller(parent: Parent) -> Self {
+        ServerParent::Span {
+            parent,
+            links: Vec::new(),
+        }
+    }
+
+    /// What a server following its caller's sampling makes of the caller's context: the
+    /// unsampled child ([`crate::sampling::unsampled_context`]) of an unsampled caller, else a
+    /// span under the caller.
+    fn following_sampling(caller: Context) -> Self {
+        if is_unsampled(&caller) {
+            ServerParent::Unsampled(unsampled_context(&caller))
+        } else {
+            ServerParent::caller(Parent::context(caller))
+        }
+    }
 }
 
 /// Where a server layer starts the span of a request it traces, from the request's `headers`
@@ -526,17 +523,10 @@ pub fn server_parent(
             links,
         };
     }
-    let parent = if follows_caller {
-        match extract_headers_following_sampling(propagators, headers) {
-            Extracted::Caller(parent) => parent,
-            Extracted::UnsampledChild(cx) => return ServerParent::Unsampled(cx),
-        }
+    if follows_caller {
+        extract_headers_following_sampling(propagators, headers)
     } else {
-        extract_parent(propagators, headers)
-    };
-    ServerParent::Span {
-        parent,
-        links: Vec::new(),
+        ServerParent::caller(extract_parent(propagators, headers))
     }
 }
 
@@ -736,11 +726,11 @@ mod tests {
             let map = headers(pairs);
             let caller = ours.extract_headers(&map);
             let mut found = vec![ours.extract_headers_following_sampling(&map)];
-            found.push(Extracted::following_sampling(
+            found.push(ServerParent::following_sampling(
                 sdk.extract(&opentelemetry_http::HeaderExtractor(&map)),
             ));
             for extracted in found {
-                let Extracted::UnsampledChild(child) = extracted else {
+                let ServerParent::Unsampled(child) = extracted else {
                     panic!("{pairs:?}: not the child");
                 };
                 let (sc, parent) = (child.span().span_context().clone(), caller.span());
@@ -752,7 +742,7 @@ mod tests {
                 assert_ne!(sc.span_id(), parent.span_context().span_id());
                 assert_eq!(sc.trace_state().get("k"), Some("v"));
             }
-            let Extracted::UnsampledChild(child) = ours.extract_headers_following_sampling(&map)
+            let ServerParent::Unsampled(child) = ours.extract_headers_following_sampling(&map)
             else {
                 unreachable!()
             };
@@ -773,7 +763,7 @@ mod tests {
         ));
         {
             let _current = unsampled_current.attach();
-            let Extracted::UnsampledChild(child) =
+            let ServerParent::Unsampled(child) =
                 ours.extract_headers_following_sampling(&headers(&[]))
             else {
                 panic!("an unsampled current span: not the child");
@@ -785,9 +775,12 @@ mod tests {
         // A sampled caller, or none: the caller's context, as `extract_headers` gives it.
         for pairs in [&[W3C][..], &[]] {
             let map = headers(pairs);
-            let Extracted::Caller(parent) = ours.extract_headers_following_sampling(&map) else {
+            let ServerParent::Span { parent, links } =
+                ours.extract_headers_following_sampling(&map)
+            else {
                 panic!("{pairs:?}: not the caller");
             };
+            assert!(links.is_empty());
             let cx = ours.extract_headers(&map);
             assert_eq!(&parent.span_context(), cx.span().span_context());
             assert_eq!(

@@ -14,14 +14,13 @@
 //! ```
 
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::fmt;
 
 use opentelemetry::trace::{Event, Status};
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_semantic_conventions::attribute as semconv;
 
-use super::intern::{Kind, intern};
+use super::intern::{Kind, Recent, intern};
 use super::{SemconvStability, Side, SpanRecipe};
 
 /// Pre-2026 attribute names, kept for `OTEL_SEMCONV_STABILITY_OPT_IN=rpc/old|rpc/dup`.
@@ -209,14 +208,15 @@ pub fn split_path(path: &str) -> Option<(&str, &str)> {
 }
 
 thread_local! {
-    /// The last method name (`package.Service/Method`) interned on this thread, and the
-    /// length of its service part: a service's calls name the same few methods over and over.
-    static LAST_METHOD: Cell<Option<(&'static str, usize)>> = const { Cell::new(None) };
+    /// The last two method names (`package.Service/Method`) interned on this thread, each
+    /// with the length of its service part: a service's calls name the same few methods over
+    /// and over.
+    static LAST_METHOD: Recent<usize> = const { Recent::new() };
 }
 
 /// The fully qualified method name of a gRPC method path (`package.Service/Method` of
 /// `/package.Service/Method`) and the length of its service part; `None` when `path` is not a
-/// method path. The same path as the last one interned on this thread costs one comparison;
+/// method path. One of the last two paths interned on this thread costs a comparison or two;
 /// another is split and its name interned (see `intern`), or copied when it cannot be (the
 /// table full, or a name too long), as it then is on every call.
 fn method_name(path: &str) -> Option<(Cow<'static, str>, usize)> {
@@ -229,16 +229,14 @@ fn method_name_with(
     interner: impl FnOnce(&str) -> Option<&'static str>,
 ) -> Option<(Cow<'static, str>, usize)> {
     let full = path.strip_prefix('/')?;
-    if let Some((last, service_len)) = LAST_METHOD.with(Cell::get)
-        && last == full
-    {
+    if let Some((last, service_len)) = LAST_METHOD.with(|recent| recent.get(full)) {
         return Some((Cow::Borrowed(last), service_len));
     }
     let (service, _) = split_path(path)?;
     let service_len = service.len();
     Some(match interner(full) {
         Some(interned) => {
-            LAST_METHOD.with(|last| last.set(Some((interned, service_len))));
+            LAST_METHOD.with(|recent| recent.put(interned, service_len));
             (Cow::Borrowed(interned), service_len)
         }
         None => (Cow::Owned(full.to_owned()), service_len),
@@ -593,14 +591,14 @@ mod tests {
         // An interner that always interns (the shared table's budget may be spent by other
         // tests), and one that never does (a full table).
         let always = |s: &str| Some(&*Box::leak(Box::from(s)));
-        LAST_METHOD.with(|slot| slot.set(None));
+        LAST_METHOD.with(Recent::clear);
         let mut hits = 0;
         for path in paths.iter().chain(&paths) {
             let expected = split_path(path)
                 .map(|(service, method)| (format!("{service}/{method}"), service.len()));
-            let slot = LAST_METHOD
-                .with(Cell::get)
-                .filter(|(last, _)| path.strip_prefix('/') == Some(*last));
+            let slot = path
+                .strip_prefix('/')
+                .and_then(|full| LAST_METHOD.with(|recent| recent.peek(full)));
             let found = match slot {
                 Some((last, _)) => {
                     hits += 1;
@@ -623,8 +621,9 @@ mod tests {
                 assert_eq!(found, expected, "{path:?}");
             }
         }
-        // Only a path equal to the last one interned comes from the slot: four in each pass.
-        assert_eq!(hits, 8);
+        // Only a path equal to one of the last two interned comes from the slots: five in each
+        // pass (with one slot, four).
+        assert_eq!(hits, 10);
     }
 
     #[test]
@@ -636,7 +635,7 @@ mod tests {
         };
         // From the slot (a static name put there), and from a copy (a name too long to be
         // interned).
-        LAST_METHOD.with(|slot| slot.set(Some(("pkg.Svc/Do", 7))));
+        LAST_METHOD.with(|recent| recent.put("pkg.Svc/Do", 7));
         let long = format!("/svc/{}", "m".repeat(300));
         for (path, service, method) in [
             ("/pkg.Svc/Do", "pkg.Svc", "Do"),

@@ -115,6 +115,81 @@ fn table() -> MutexGuard<'static, Option<Table>> {
     TABLE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A per-thread memo of the last two strings something was derived from, each with what was
+/// derived (the host and port of an authority, the service part of a gRPC method name), in
+/// front of a split and an interning lookup that a service repeats on every request.
+///
+/// Two entries, least recently used out first: a worker thread that serves requests and calls
+/// out alternates between the name it serves under and the one it calls (`Host` and the
+/// client's target, the method served and the method called), and a single entry would miss
+/// on every request. Keys are interned strings: they live as long as the process.
+pub(crate) struct Recent<T: Copy + 'static> {
+    /// The keys, the most recent first; apart from their values, so that a lookup reads only
+    /// the keys it compares.
+    keys: [Cell<Option<&'static str>>; 2],
+    /// The value of each key (`None` with it).
+    values: [Cell<Option<T>>; 2],
+}
+
+impl<T: Copy + 'static> Recent<T> {
+    /// Two empty entries (usable as a `const` thread-local initializer).
+    pub(crate) const fn new() -> Self {
+        Recent {
+            keys: [Cell::new(None), Cell::new(None)],
+            values: [Cell::new(None), Cell::new(None)],
+        }
+    }
+
+    /// The entry whose key equals `key`, which becomes the most recent; `None` when neither
+    /// is.
+    #[inline]
+    pub(crate) fn get(&self, key: &str) -> Option<(&'static str, T)> {
+        if let Some(hit) = self.keys[0].get()
+            && hit == key
+        {
+            return Some((hit, self.values[0].get()?));
+        }
+        self.get_older(key)
+    }
+
+    /// [`get`](Self::get) of the older entry: kept out of line, so that the usual case (the
+    /// same key as the last time) inlines into its caller with the thread-local's access.
+    #[inline(never)]
+    fn get_older(&self, key: &str) -> Option<(&'static str, T)> {
+        let ([first, second], [first_value, second_value]) = (&self.keys, &self.values);
+        let hit = second.get().filter(|hit| *hit == key)?;
+        let value = second_value.get()?;
+        second.set(first.get());
+        second_value.set(first_value.get());
+        first.set(Some(hit));
+        first_value.set(Some(value));
+        Some((hit, value))
+    }
+
+    /// Remembers `key` and `value` as the most recent entry; the least recent is forgotten.
+    pub(crate) fn put(&self, key: &'static str, value: T) {
+        let ([first, second], [first_value, second_value]) = (&self.keys, &self.values);
+        second.set(first.get());
+        second_value.set(first_value.get());
+        first.set(Some(key));
+        first_value.set(Some(value));
+    }
+
+    /// The entry of `key` without making it the most recent (what `get` would return).
+    #[cfg(test)]
+    pub(crate) fn peek(&self, key: &str) -> Option<(&'static str, T)> {
+        let i = (0..2).find(|&i| self.keys[i].get() == Some(key))?;
+        Some((self.keys[i].get()?, self.values[i].get()?))
+    }
+
+    /// Forgets both entries.
+    #[cfg(test)]
+    pub(crate) fn clear(&self) {
+        self.keys.iter().for_each(|key| key.set(None));
+        self.values.iter().for_each(|value| value.set(None));
+    }
+}
+
 /// A `(method, route)` pair by its strings' addresses and lengths.
 type NameKey = (usize, usize, usize, usize);
 
@@ -215,6 +290,38 @@ mod tests {
             assert_eq!(intern_name("GET", other), Some("GET /other/{id}"));
             assert_eq!(intern_name("POST", route), Some("POST /interned/{id}"));
         }
+    }
+
+    #[test]
+    fn recent_keeps_the_two_last_used() {
+        let recent = Recent::<u8>::new();
+        assert_eq!(recent.get("a"), None);
+        recent.put("a", 1);
+        recent.put("b", 2);
+        // Alternating between two keys: both stay.
+        for _ in 0..3 {
+            assert_eq!(recent.get("a"), Some(("a", 1)));
+            assert_eq!(recent.get("b"), Some(("b", 2)));
+        }
+        // `a` used last but one, then a third key: `a` goes, `b` stays.
+        assert_eq!(recent.get(&String::from("b")), Some(("b", 2)));
+        recent.put("c", 3);
+        assert_eq!(recent.peek("a"), None);
+        // A hit on the older entry makes it the newer: `b` then survives `d`, `c` does not.
+        assert_eq!(recent.get("b"), Some(("b", 2)));
+        recent.put("d", 4);
+        assert_eq!(recent.peek("b"), Some(("b", 2)));
+        assert_eq!(recent.peek("c"), None);
+        assert_eq!(recent.get("d"), Some(("d", 4)));
+        // The key handed out is the remembered one, not the one asked with.
+        let kept: &'static str = Box::leak(Box::from("e"));
+        recent.put(kept, 5);
+        assert!(std::ptr::eq(
+            recent.get(&String::from("e")).unwrap().0,
+            kept
+        ));
+        recent.clear();
+        assert_eq!((recent.peek("d"), recent.peek("e")), (None, None));
     }
 
     #[test]

@@ -211,8 +211,8 @@ impl OtlpHttpExporterBuilder {
             let (name, value) = header("OTLP header", name, value).map_err(config_error)?;
             headers.insert(name, value);
         }
-        let timeout = self.timeout.or(env.timeout).unwrap_or(DEFAULT_TIMEOUT);
-        let compression = self.compression.or(env.compression).flatten();
+        let timeout = self.timeout.unwrap_or(env.timeout);
+        let compression = self.compression.unwrap_or(env.compression);
 
         let client = match self.client {
             Some(client) => client,
@@ -244,16 +244,28 @@ impl OtlpHttpExporterBuilder {
 /// compression: read by [`OtlpHttpExporterBuilder::build`] from the process environment, and by
 /// [`crate::Pipeline::from_lookup`] from its lookup (so that a pipeline's exporters, OTLP/HTTP
 /// and OTLP/gRPC, take them from where the rest of its configuration came from).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct OtlpEnv {
     /// `OTEL_EXPORTER_OTLP_HEADERS`, then `OTEL_EXPORTER_OTLP_TRACES_HEADERS` (which wins for a
     /// header in both).
     pub(crate) headers: HeaderMap,
-    /// `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, else `OTEL_EXPORTER_OTLP_TIMEOUT`.
-    pub(crate) timeout: Option<Duration>,
-    /// `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`, else `OTEL_EXPORTER_OTLP_COMPRESSION`
-    /// (`Some(None)`: `none`).
-    pub(crate) compression: Option<Option<Compression>>,
+    /// `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, else `OTEL_EXPORTER_OTLP_TIMEOUT`, else the
+    /// specification's default (10 s).
+    pub(crate) timeout: Duration,
+    /// `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`, else `OTEL_EXPORTER_OTLP_COMPRESSION` (`None`:
+    /// `none`, or neither set).
+    pub(crate) compression: Option<Compression>,
+}
+
+impl Default for OtlpEnv {
+    /// No variable set.
+    fn default() -> Self {
+        OtlpEnv {
+            headers: HeaderMap::new(),
+            timeout: DEFAULT_TIMEOUT,
+            compression: None,
+        }
+    }
 }
 
 impl fmt::Debug for OtlpEnv {
@@ -305,7 +317,8 @@ impl OtlpEnv {
                     )
                 })
         })
-        .transpose()?;
+        .transpose()?
+        .unwrap_or(DEFAULT_TIMEOUT);
         let compression = first_set(
             &env,
             [
@@ -318,7 +331,8 @@ impl OtlpEnv {
             v if v.eq_ignore_ascii_case("gzip") => Ok(Some(Compression::Gzip)),
             _ => Err(ConfigError::new(variable, &value, "expected gzip or none")),
         })
-        .transpose()?;
+        .transpose()?
+        .flatten();
         Ok(OtlpEnv {
             headers,
             timeout,
