@@ -1,7 +1,8 @@
 //! Per-request cost of the tracing layers over no layer, in one run: our HTTP and gRPC, server
-//! and client layers (sampled and unsampled), and their peers. An in-process tower stack: no
-//! network, the inner service answers at once, the caller sends a W3C `traceparent`, spans go
-//! through a batch processor to a no-op exporter.
+//! and client layers (sampled and unsampled), and their peers; and ours serving a request then
+//! calling out, on one thread. An in-process tower stack: no network, the inner service
+//! answers at once, the caller sends a W3C `traceparent`, spans go through a batch processor to
+//! a no-op exporter.
 //!
 //! `cargo bench -p benches --bench overhead` (see `BENCHMARKS.md`). After criterion's report it
 //! prints a table: median, cost over no layer, allocations per request, ratios to the peers.
@@ -165,27 +166,37 @@ fn grpc_server_request(traceparent: &'static str) -> Request<tonic::body::Body> 
 
 /// A unary gRPC call as a generated client sends it into the channel.
 fn grpc_client_request() -> Request<tonic::body::Body> {
+    grpc_client_request_to(
+        "/helloworld.Greeter/SayHello",
+        tonic::GrpcMethod::new("helloworld.Greeter", "SayHello"),
+    )
+}
+
+/// A unary gRPC call to the method at `path` (named `method`), as a generated client sends it
+/// into the channel.
+fn grpc_client_request_to(
+    path: &'static str,
+    method: tonic::GrpcMethod<'static>,
+) -> Request<tonic::body::Body> {
     let mut req = Request::new(tonic::body::Body::new(Full::new(Bytes::from_static(
         GRPC_MESSAGE,
     ))));
     *req.method_mut() = http::Method::POST;
-    *req.uri_mut() = Uri::from_static("/helloworld.Greeter/SayHello");
+    *req.uri_mut() = Uri::from_static(path);
     let headers = req.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     headers.insert("te", HeaderValue::from_static("trailers"));
-    req.extensions_mut()
-        .insert(tonic::GrpcMethod::new("helloworld.Greeter", "SayHello"));
+    req.extensions_mut().insert(method);
     req
 }
 
 /// A unary gRPC call to another service's method, as a generated client sends it into the
 /// channel: what a service calls out with while it serves `helloworld.Greeter/SayHello`.
 fn grpc_call_out_request() -> Request<tonic::body::Body> {
-    let mut req = grpc_client_request();
-    *req.uri_mut() = Uri::from_static("/inventory.Stock/Reserve");
-    req.extensions_mut()
-        .insert(tonic::GrpcMethod::new("inventory.Stock", "Reserve"));
-    req
+    grpc_client_request_to(
+        "/inventory.Stock/Reserve",
+        tonic::GrpcMethod::new("inventory.Stock", "Reserve"),
+    )
 }
 
 /// One request through `svc`, the response body read to its end.
@@ -501,14 +512,27 @@ fn set_global_propagator(which: Global) {
 }
 
 impl Bench<'_> {
-    /// Measures `one_request` (time with criterion, then allocations); `exported` counts the
-    /// spans that reached the variant's exporter, `spans` how many each request makes.
+    /// Measures `one_request` (time with criterion, then allocations) under `propagator`;
+    /// `exporter` counts the spans that reached the variant's exporter (one per request).
     fn run(
         &mut self,
         group: &'static str,
         name: &'static str,
         propagator: Global,
         exporter: Option<(&NoopExporter, &SdkTracerProvider)>,
+        one_request: impl FnMut(),
+    ) {
+        self.run_spans(group, name, propagator, exporter, 1, one_request);
+    }
+
+    /// [`run`](Self::run) of a variant whose `one_request` makes `spans` spans.
+    fn run_spans(
+        &mut self,
+        group: &'static str,
+        name: &'static str,
+        propagator: Global,
+        exporter: Option<(&NoopExporter, &SdkTracerProvider)>,
+        spans: u64,
         mut one_request: impl FnMut(),
     ) {
         let id = format!("{group}/{name}");
@@ -558,8 +582,9 @@ impl Bench<'_> {
         let exported =
             exporter.map_or(0, |(e, _)| e.exported.load(Ordering::Relaxed)) - exported_before;
         let n = ALLOC_REQUESTS as f64;
+        let expected = ALLOC_REQUESTS * spans;
         let lost = if exporter.is_some() {
-            ALLOC_REQUESTS as i64 - exported as i64
+            expected as i64 - exported as i64
         } else {
             0
         };
@@ -568,7 +593,7 @@ impl Bench<'_> {
             allocs.counted as f64 / n,
             allocs.all as f64 / n,
             if lost != 0 {
-                format!(", {lost} of {ALLOC_REQUESTS} spans not exported")
+                format!(", {lost} of {expected} spans not exported")
             } else {
                 String::new()
             }
@@ -932,7 +957,7 @@ fn serve_and_call_out(b: &mut Bench<'_>, ours: &PipelineGuard, ours_x: Exported<
     let mut client = tower_trace::ClientLayer::new()
         .with_tracer_source(ours.tracer_source())
         .layer(Ok200);
-    b.run(HTTP, "ours_sampled", Global::Ours, ours_x, || {
+    b.run_spans(HTTP, "ours_sampled", Global::Ours, ours_x, 2, || {
         call(&mut server, http_server_request(TRACEPARENT_SAMPLED));
         call_under(&parent, &mut client, http_client_request());
     });
@@ -950,7 +975,7 @@ fn serve_and_call_out(b: &mut Bench<'_>, ours: &PipelineGuard, ours_x: Exported<
         .with_tracer_source(ours.tracer_source())
         .with_server_uri(&Uri::from_static("http://inventory.internal:50051"))
         .layer(GrpcOk);
-    b.run(GRPC, "ours_sampled", Global::Ours, ours_x, || {
+    b.run_spans(GRPC, "ours_sampled", Global::Ours, ours_x, 2, || {
         call(&mut server, grpc_server_request(TRACEPARENT_SAMPLED));
         call_under(&parent, &mut client, grpc_call_out_request());
     });

@@ -857,8 +857,8 @@ impl Drop for PipelineGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::export::otlp::DEFAULT_TIMEOUT;
     use opentelemetry::trace::{Span, Tracer};
-    use opentelemetry_otlp::OTEL_EXPORTER_OTLP_TIMEOUT_DEFAULT;
 
     fn lookup(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
         move |k| {
@@ -907,14 +907,17 @@ mod tests {
             !shown.contains("\"traces\"") && !shown.contains("\"generic\""),
             "{shown}"
         );
-        // Blank is unset; `none` is no compression.
+        // Blank is unset (the generic variable then speaks); the signal's `none` wins over the
+        // generic `gzip`.
         let p = Pipeline::from_lookup(lookup(&[
             ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", " "),
-            ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000"),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "none"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
         ]))
         .unwrap();
         assert!(p.otlp_env.headers.is_empty());
-        assert_eq!(p.otlp_env.timeout, OTEL_EXPORTER_OTLP_TIMEOUT_DEFAULT);
+        assert_eq!(p.otlp_env.timeout, Duration::from_millis(1000));
         assert_eq!(p.otlp_env.compression, None);
         // A pipeline made without the environment reads none of it.
         let p = Pipeline::new();
@@ -924,7 +927,7 @@ mod tests {
                 p.otlp_env.timeout,
                 p.otlp_env.compression
             ),
-            (0, OTEL_EXPORTER_OTLP_TIMEOUT_DEFAULT, None)
+            (0, DEFAULT_TIMEOUT, None)
         );
     }
 

@@ -270,7 +270,7 @@ impl Propagators {
             headers,
             |cx, sc| {
                 if sc.is_sampled() {
-                    ServerParent::caller(Parent::caller(cx.clone(), sc))
+                    ServerParent::under(Parent::caller(cx.clone(), sc))
                 } else {
                     ServerParent::Unsampled(cx.with_remote_span_context(unsampled_child(&sc)))
                 }
@@ -478,8 +478,9 @@ pub enum ServerParent {
 }
 
 impl ServerParent {
-    /// Under the caller (the current context when the headers name no valid caller).
-    fn caller(parent: Parent) -> Self {
+    /// A span under `parent` (the caller, or the current context when the headers name no
+    /// valid caller), without links.
+    fn under(parent: Parent) -> Self {
         ServerParent::Span {
             parent,
             links: Vec::new(),
@@ -493,7 +494,7 @@ impl ServerParent {
         if is_unsampled(&caller) {
             ServerParent::Unsampled(unsampled_context(&caller))
         } else {
-            ServerParent::caller(Parent::context(caller))
+            ServerParent::under(Parent::context(caller))
         }
     }
 }
@@ -526,7 +527,7 @@ pub fn server_parent(
     if follows_caller {
         extract_headers_following_sampling(propagators, headers)
     } else {
-        ServerParent::caller(extract_parent(propagators, headers))
+        ServerParent::under(extract_parent(propagators, headers))
     }
 }
 

@@ -208,17 +208,17 @@ pub fn split_path(path: &str) -> Option<(&str, &str)> {
 }
 
 thread_local! {
-    /// The last two method names (`package.Service/Method`) interned on this thread, each
-    /// with the length of its service part: a service's calls name the same few methods over
-    /// and over.
-    static LAST_METHOD: Recent<usize> = const { Recent::new() };
+    /// The two method names (`package.Service/Method`) most recently used on this thread,
+    /// interned, each with the length of its service part: a service's calls name the same few
+    /// methods over and over.
+    static RECENT_METHODS: Recent<usize> = const { Recent::new() };
 }
 
 /// The fully qualified method name of a gRPC method path (`package.Service/Method` of
 /// `/package.Service/Method`) and the length of its service part; `None` when `path` is not a
-/// method path. One of the last two paths interned on this thread costs a comparison or two;
-/// another is split and its name interned (see `intern`), or copied when it cannot be (the
-/// table full, or a name too long), as it then is on every call.
+/// method path. One of the two paths most recently interned on this thread costs a comparison
+/// or two; another is split and its name interned (see `intern`), or copied when it cannot be
+/// (the table full, or a name too long), as it then is on every call.
 fn method_name(path: &str) -> Option<(Cow<'static, str>, usize)> {
     method_name_with(path, |full| intern(Kind::Name, full))
 }
@@ -229,14 +229,14 @@ fn method_name_with(
     interner: impl FnOnce(&str) -> Option<&'static str>,
 ) -> Option<(Cow<'static, str>, usize)> {
     let full = path.strip_prefix('/')?;
-    if let Some((last, service_len)) = LAST_METHOD.with(|recent| recent.get(full)) {
+    if let Some((last, service_len)) = RECENT_METHODS.with(|recent| recent.get(full)) {
         return Some((Cow::Borrowed(last), service_len));
     }
     let (service, _) = split_path(path)?;
     let service_len = service.len();
     Some(match interner(full) {
         Some(interned) => {
-            LAST_METHOD.with(|recent| recent.put(interned, service_len));
+            RECENT_METHODS.with(|recent| recent.put(interned, service_len));
             (Cow::Borrowed(interned), service_len)
         }
         None => (Cow::Owned(full.to_owned()), service_len),
@@ -571,12 +571,12 @@ mod tests {
     }
 
     #[test]
-    fn method_names_are_the_same_from_the_last_method_slot() {
+    fn method_names_are_the_same_from_the_recent_methods() {
         let long = format!("/svc/{}", "m".repeat(300));
         let paths = [
             "/helloworld.Greeter/SayHello",
             "/helloworld.Greeter/SayHello",
-            "/helloworld.Greeter/SayGoodbye",
+            "/inventory.Stock/Reserve",
             "/helloworld.Greeter/SayHello",
             "/not-grpc",
             "/not-grpc",
@@ -591,18 +591,18 @@ mod tests {
         // An interner that always interns (the shared table's budget may be spent by other
         // tests), and one that never does (a full table).
         let always = |s: &str| Some(&*Box::leak(Box::from(s)));
-        LAST_METHOD.with(Recent::clear);
+        RECENT_METHODS.with(Recent::clear);
         let mut hits = 0;
         for path in paths.iter().chain(&paths) {
             let expected = split_path(path)
                 .map(|(service, method)| (format!("{service}/{method}"), service.len()));
             let slot = path
                 .strip_prefix('/')
-                .and_then(|full| LAST_METHOD.with(|recent| recent.peek(full)));
+                .and_then(|full| RECENT_METHODS.with(|recent| recent.peek(full)));
             let found = match slot {
                 Some((last, _)) => {
                     hits += 1;
-                    // The slot's copy, without asking the interner.
+                    // The remembered copy, without asking the interner.
                     let found = method_name_with(path, |_| panic!("interned again: {path:?}"));
                     assert!(
                         matches!(&found, Some((Cow::Borrowed(f), _)) if std::ptr::eq(*f, last)),
@@ -610,7 +610,7 @@ mod tests {
                     );
                     vec![found]
                 }
-                // The full table first: it copies, and leaves the slot alone.
+                // The full table first: it copies, and remembers nothing.
                 None => vec![
                     method_name_with(path, |_| None),
                     method_name_with(path, always),
@@ -621,21 +621,26 @@ mod tests {
                 assert_eq!(found, expected, "{path:?}");
             }
         }
-        // Only a path equal to one of the last two interned comes from the slots: five in each
-        // pass (with one slot, four).
+        // Only a path equal to one of the two most recently interned is remembered: five in
+        // each pass (with one entry, four).
         assert_eq!(hits, 10);
     }
 
     #[test]
-    fn older_conventions_name_the_service_and_method_from_the_slot_and_from_a_copy() {
+    fn older_conventions_name_the_service_and_method_from_a_remembered_name_and_from_a_copy() {
         let attrs = |path: &str, stability| {
             let recipe = rpc_span(Side::Client, path, stability).unwrap();
             assert_eq!(recipe.name, path[1..]);
             keys(&recipe.attributes)
         };
-        // From the slot (a static name put there), and from a copy (a name too long to be
-        // interned).
-        LAST_METHOD.with(|recent| recent.put("pkg.Svc/Do", 7));
+        // From a remembered name (a static one put there, which the span's recipe then takes
+        // without asking the interner), and from a copy (a name too long to be interned).
+        let remembered = "pkg.Svc/Do";
+        RECENT_METHODS.with(|recent| recent.put(remembered, 7));
+        assert!(matches!(
+            method_name_with("/pkg.Svc/Do", |_| panic!("interned again")),
+            Some((Cow::Borrowed(name), 7)) if std::ptr::eq(name, remembered)
+        ));
         let long = format!("/svc/{}", "m".repeat(300));
         for (path, service, method) in [
             ("/pkg.Svc/Do", "pkg.Svc", "Do"),

@@ -8,6 +8,9 @@
 //! and later requests use that copy. A per-thread cache in front of the shared table makes a
 //! repeated lookup a hash and a comparison, without a lock.
 //!
+//! [`Recent`] is the other per-thread memo: the two most recently used interned strings that
+//! something was derived from (an authority's host and port, a gRPC method's service part).
+//!
 //! The table is bounded, per kind of string: a service with more distinct values than that (or
 //! a client sending made-up `Host` or `User-Agent` headers) only finds the later ones not
 //! interned, and they are copied per span as they would be without this module. At most
@@ -115,15 +118,16 @@ fn table() -> MutexGuard<'static, Option<Table>> {
     TABLE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A per-thread memo of the last two strings something was derived from, each with what was
+/// A per-thread memo of the two most recently used strings something was derived from, each with what was
 /// derived (the host and port of an authority, the service part of a gRPC method name), in
 /// front of a split and an interning lookup that a service repeats on every request.
 ///
 /// Two entries, least recently used out first: a worker thread that serves requests and calls
 /// out alternates between the name it serves under and the one it calls (`Host` and the
 /// client's target, the method served and the method called), and a single entry would miss
-/// on every request. Keys are interned strings: they live as long as the process.
-pub(crate) struct Recent<T: Copy + 'static> {
+/// on every request (as both entries do when three names are used in turn). Keys are interned
+/// strings: they live as long as the process.
+pub(crate) struct Recent<T> {
     /// The keys, the most recent first; apart from their values, so that a lookup reads only
     /// the keys it compares.
     keys: [Cell<Option<&'static str>>; 2],
@@ -156,13 +160,9 @@ impl<T: Copy + 'static> Recent<T> {
     /// same key as the last time) inlines into its caller with the thread-local's access.
     #[inline(never)]
     fn get_older(&self, key: &str) -> Option<(&'static str, T)> {
-        let ([first, second], [first_value, second_value]) = (&self.keys, &self.values);
-        let hit = second.get().filter(|hit| *hit == key)?;
-        let value = second_value.get()?;
-        second.set(first.get());
-        second_value.set(first_value.get());
-        first.set(Some(hit));
-        first_value.set(Some(value));
+        let hit = self.keys[1].get().filter(|hit| *hit == key)?;
+        let value = self.values[1].get()?;
+        self.put(hit, value);
         Some((hit, value))
     }
 

@@ -168,15 +168,16 @@ pub fn push_server_address(authority: &str, default_port: Option<u16>, attrs: &m
 }
 
 thread_local! {
-    /// The last two authorities split on this thread, interned, with their host (a part of
-    /// that copy, as long-lived) and port: the requests a service receives, and those a client
-    /// sends, name the same few authorities over and over.
-    static LAST_AUTHORITY: Recent<(&'static str, Option<u16>)> = const { Recent::new() };
+    /// The two authorities most recently used on this thread, interned, with their host (a
+    /// part of that copy, as long-lived) and port: the requests a service receives, and those
+    /// a client sends, name the same few authorities over and over.
+    static RECENT_AUTHORITIES: Recent<(&'static str, Option<u16>)> = const { Recent::new() };
 }
 
 /// The host of `authority` as a `server.address` value, and its port; `None` for an empty
-/// host. One of the last two authorities on this thread costs a comparison or two; another is
-/// split and, without userinfo (credentials are never kept), interned whole.
+/// host. One of the two authorities most recently interned on this thread costs a comparison
+/// or two; another is split and, without userinfo (credentials are never kept), interned
+/// whole.
 fn server_address(authority: &str) -> Option<(Value, Option<u16>)> {
     server_address_with(authority, |a| intern::intern(intern::Kind::Authority, a))
 }
@@ -186,7 +187,7 @@ fn server_address_with(
     authority: &str,
     intern: impl FnOnce(&str) -> Option<&'static str>,
 ) -> Option<(Value, Option<u16>)> {
-    if let Some((_, (host, port))) = LAST_AUTHORITY.with(|recent| recent.get(authority)) {
+    if let Some((_, (host, port))) = RECENT_AUTHORITIES.with(|recent| recent.get(authority)) {
         return Some((Value::from(host), port));
     }
     let (host, port, userinfo) = authority_parts(authority);
@@ -196,7 +197,7 @@ fn server_address_with(
     if !userinfo && let Some(interned) = intern(authority) {
         // The same bytes: the host is at the same place in the interned copy.
         let host = &interned[host];
-        LAST_AUTHORITY.with(|recent| recent.put(interned, (host, port)));
+        RECENT_AUTHORITIES.with(|recent| recent.put(interned, (host, port)));
         return Some((Value::from(host), port));
     }
     Some((host_value(&authority[host]), port))
@@ -367,7 +368,7 @@ mod tests {
     }
 
     #[test]
-    fn server_address_is_the_same_from_the_last_authority_cache() {
+    fn server_address_is_the_same_from_the_recent_authorities() {
         let long = format!("{}:80", "h".repeat(300));
         let authorities = [
             "shop.example:8080",
@@ -389,12 +390,12 @@ mod tests {
         // An interner that always interns (the shared table's budget may be spent by other
         // tests), and records what it was given.
         let interned = std::cell::RefCell::new(Vec::<String>::new());
-        LAST_AUTHORITY.with(Recent::clear);
+        RECENT_AUTHORITIES.with(Recent::clear);
         let mut hits = 0;
         for authority in authorities.iter().chain(&authorities) {
-            let from_cache = LAST_AUTHORITY.with(|recent| recent.peek(authority).is_some());
+            let from_cache = RECENT_AUTHORITIES.with(|recent| recent.peek(authority).is_some());
             let found = if from_cache {
-                // From the slot, without asking the interner.
+                // Remembered: without asking the interner.
                 server_address_with(authority, |a| panic!("interned again: {a:?}"))
             } else {
                 server_address_with(authority, |a| {
@@ -418,9 +419,9 @@ mod tests {
             };
             assert_eq!(attrs, expected, "{authority:?}");
         }
-        // Only an authority equal to one of the last two interned comes from the slots: seven
+        // Only an authority equal to one of the two most recently interned is remembered: seven
         // in the first pass, eight in the second (which starts with `shop.example:8080` still
-        // there); with one slot, four in each.
+        // there); with one entry, four in each.
         assert_eq!(hits, 15);
         // Credentials are never kept for the life of the process.
         let interned = interned.into_inner();

@@ -79,7 +79,7 @@ use crate::pipeline::{MemberError, first_set, key_value_members, parse_endpoint}
 use encode::Encoder;
 
 /// The specification's default export timeout (10 s).
-const DEFAULT_TIMEOUT: Duration = opentelemetry_otlp::OTEL_EXPORTER_OTLP_TIMEOUT_DEFAULT;
+pub(crate) const DEFAULT_TIMEOUT: Duration = opentelemetry_otlp::OTEL_EXPORTER_OTLP_TIMEOUT_DEFAULT;
 /// Retries after the first attempt.
 const MAX_RETRIES: u32 = 3;
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);

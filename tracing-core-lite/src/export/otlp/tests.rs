@@ -756,6 +756,17 @@ fn settings_come_from_the_builder_then_the_signal_variable_then_the_generic_one(
         (e.timeout, e.compression),
         (Duration::from_millis(3), Some(Compression::Gzip))
     );
+    // The builder's `None` (no compression) over the environment's `gzip`.
+    let generic_gzip = |v: &str| (v == "OTEL_EXPORTER_OTLP_COMPRESSION").then(|| "gzip".to_owned());
+    let e = exporter(&client)
+        .build_with(generic_gzip)
+        .expect("exporter");
+    assert_eq!(e.compression, Some(Compression::Gzip));
+    let e = exporter(&client)
+        .with_compression(None)
+        .build_with(generic_gzip)
+        .expect("exporter");
+    assert_eq!(e.compression, None);
     let e = exporter(&client).build_with(no_env).expect("exporter");
     assert_eq!((e.timeout, e.compression), (DEFAULT_TIMEOUT, None));
 }
