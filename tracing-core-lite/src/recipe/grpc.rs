@@ -216,9 +216,9 @@ thread_local! {
 
 /// The fully qualified method name of a gRPC method path (`package.Service/Method` of
 /// `/package.Service/Method`) and the length of its service part; `None` when `path` is not a
-/// method path. One of the two paths most recently interned on this thread costs a comparison
-/// or two; another is split and its name interned (see `intern`), or copied when it cannot be
-/// (the table full, or a name too long), as it then is on every call.
+/// method path. One of the two paths most recently used on this thread (and interned) costs a
+/// comparison or two; another is split and its name interned (see `intern`), or copied when it
+/// cannot be (the table full, or a name too long), as it then is on every call.
 fn method_name(path: &str) -> Option<(Cow<'static, str>, usize)> {
     method_name_with(path, |full| intern(Kind::Name, full))
 }
@@ -596,10 +596,10 @@ mod tests {
         for path in paths.iter().chain(&paths) {
             let expected = split_path(path)
                 .map(|(service, method)| (format!("{service}/{method}"), service.len()));
-            let slot = path
+            let remembered = path
                 .strip_prefix('/')
                 .and_then(|full| RECENT_METHODS.with(|recent| recent.peek(full)));
-            let found = match slot {
+            let found = match remembered {
                 Some((last, _)) => {
                     hits += 1;
                     // The remembered copy, without asking the interner.
@@ -621,7 +621,7 @@ mod tests {
                 assert_eq!(found, expected, "{path:?}");
             }
         }
-        // Only a path equal to one of the two most recently interned is remembered: five in
+        // Only a path equal to one of the two most recently used is remembered: five in
         // each pass (with one entry, four).
         assert_eq!(hits, 10);
     }
@@ -665,5 +665,7 @@ mod tests {
             );
         }
         assert!(!crate::recipe::intern::is_interned(&long[1..]));
+        // The remembered name was used: a miss would have interned it (no other test names it).
+        assert!(!crate::recipe::intern::is_interned(remembered));
     }
 }

@@ -118,9 +118,10 @@ fn table() -> MutexGuard<'static, Option<Table>> {
     TABLE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A per-thread memo of the two most recently used strings something was derived from, each with what was
-/// derived (the host and port of an authority, the service part of a gRPC method name), in
-/// front of a split and an interning lookup that a service repeats on every request.
+/// A per-thread memo of the two most recently used strings something was derived from, each
+/// with what was derived (the host and port of an authority, the service part of a gRPC
+/// method name), in front of a split and an interning lookup that a service repeats on every
+/// request.
 ///
 /// Two entries, least recently used out first: a worker thread that serves requests and calls
 /// out alternates between the name it serves under and the one it calls (`Host` and the
@@ -293,7 +294,7 @@ mod tests {
     }
 
     #[test]
-    fn recent_keeps_the_two_last_used() {
+    fn recent_keeps_the_two_most_recently_used() {
         let recent = Recent::<u8>::new();
         assert_eq!(recent.get("a"), None);
         recent.put("a", 1);

@@ -175,9 +175,9 @@ thread_local! {
 }
 
 /// The host of `authority` as a `server.address` value, and its port; `None` for an empty
-/// host. One of the two authorities most recently interned on this thread costs a comparison
-/// or two; another is split and, without userinfo (credentials are never kept), interned
-/// whole.
+/// host. One of the two authorities most recently used on this thread (and interned) costs a
+/// comparison or two; another is split and, without userinfo (credentials are never kept),
+/// interned whole.
 fn server_address(authority: &str) -> Option<(Value, Option<u16>)> {
     server_address_with(authority, |a| intern::intern(intern::Kind::Authority, a))
 }
@@ -419,7 +419,7 @@ mod tests {
             };
             assert_eq!(attrs, expected, "{authority:?}");
         }
-        // Only an authority equal to one of the two most recently interned is remembered: seven
+        // Only an authority equal to one of the two most recently used is remembered: seven
         // in the first pass, eight in the second (which starts with `shop.example:8080` still
         // there); with one entry, four in each.
         assert_eq!(hits, 15);
