@@ -28,6 +28,10 @@
 //! one (each reports its spans when it reserves more slots), otherwise it wakes on its own every
 //! `scheduled_delay`. It holds a shard's lock only to swap the shard's vector with an empty one
 //! (it never copies spans under it), and a request never waits for the export thread.
+//!
+//! After each export the worker restocks the empty vectors that request threads fill with
+//! their spans' attributes and events (see `stock`), so that the memory a span hands over is
+//! allocated and freed on the export thread alone.
 
 use std::cell::Cell;
 use std::error::Error as StdError;
@@ -42,7 +46,9 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 
+use super::stock::Restocker;
 use crate::error::ConfigError;
+use crate::lock;
 
 /// How often, at most, dropped spans and failed exports are logged.
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(10);
@@ -256,8 +262,7 @@ struct ShardState {
 
 impl Shard {
     fn lock(&self) -> MutexGuard<'_, ShardState> {
-        // A panic while holding the lock cannot leave a vector inconsistent: keep going.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.0)
     }
 }
 
@@ -287,8 +292,7 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the state inconsistent: keep going.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// Tells the worker a batch is waiting.
@@ -418,6 +422,9 @@ impl BatchProcessor {
                 };
                 match exporter {
                     Ok(exporter) => {
+                        // Before the processor is handed out: what its spans ask of the stock
+                        // from then on is counted.
+                        let restocker = Restocker::register();
                         let _ = ready_tx.send(Ok(()));
                         Worker {
                             shared: worker_shared,
@@ -427,6 +434,7 @@ impl BatchProcessor {
                             taken: (0..shards).map(|_| Vec::new()).collect(),
                             keep_capacity: config.max_queue_size / shards,
                             reporter: Reporter::default(),
+                            restocker,
                         }
                         .run();
                     }
@@ -570,7 +578,7 @@ impl SpanProcessor for BatchProcessor {
         }
         self.shared.begin_shutdown(&mut state);
         self.wait_until(state, timeout, |s| s.stopped)?;
-        let handle = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let handle = lock(&self.worker).take();
         if let Some(handle) = handle {
             let _ = handle.join();
         }
@@ -648,6 +656,7 @@ struct Worker<E> {
     /// most twice the queue's slots between them.
     keep_capacity: usize,
     reporter: Reporter,
+    restocker: Restocker,
 }
 
 impl<E: SpanExporter> Worker<E> {
@@ -691,6 +700,10 @@ impl<E: SpanExporter> Worker<E> {
 
             let exported_any = self.take() > 0;
             self.export_taken();
+            if !shutdown {
+                // The exported spans' vectors were just freed here: the new ones reuse them.
+                self.restocker.restock();
+            }
             if exported_any {
                 // Lets waiters (tests, `wait_for_exported`) observe progress without polling.
                 self.shared.done.notify_all();

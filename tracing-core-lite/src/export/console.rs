@@ -172,6 +172,8 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
+use crate::lock;
+
 const DEFAULT_GRACE: Duration = Duration::from_millis(300);
 const DEFAULT_ORPHAN_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_MAX_BUFFERED_SPANS: usize = 10_000;
@@ -360,15 +362,6 @@ impl SpanExporter for ConsoleExporter {
             .get_ref(&Key::from_static_str("service.name"))
             .map(|name| Arc::from(name.as_str()));
     }
-}
-
-/// Locks `mutex`, recovering the guard if a previous holder panicked.
-///
-/// Every critical section of this module leaves the protected data
-/// consistent, so a panic elsewhere (for instance in a user-supplied writer)
-/// must not stop the exporter.
-fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// State shared by all clones of a [`ConsoleExporter`].

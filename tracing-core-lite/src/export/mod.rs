@@ -11,6 +11,7 @@
 mod batch;
 pub mod console;
 pub mod otlp;
+pub(crate) mod stock;
 
 pub use batch::{BatchConfig, BatchProcessor, BuildError, ExportStats, REPORT_INTERVAL};
 pub use console::ConsoleExporter;

@@ -22,6 +22,7 @@ use opentelemetry_semantic_conventions::attribute as semconv;
 
 use super::intern::{Kind, Recent, intern};
 use super::{SemconvStability, Side, SpanRecipe};
+use crate::export::stock;
 
 /// Pre-2026 attribute names, kept for `OTEL_SEMCONV_STABILITY_OPT_IN=rpc/old|rpc/dup`.
 pub mod old {
@@ -254,7 +255,7 @@ pub fn rpc_span(side: Side, path: &str, stability: SemconvStability) -> Option<S
     let (full, service_len) = method_name(path)?;
     // Room for what the layers add (server and peer addresses, the status, `error.type`), so
     // that the span's attribute list is allocated once.
-    let mut attrs = Vec::with_capacity(12);
+    let mut attrs = stock::attributes(12);
     if stability.emit_stable() {
         attrs.push(KeyValue::new(semconv::RPC_SYSTEM_NAME, "grpc"));
         attrs.push(KeyValue::new(semconv::RPC_METHOD, full.clone()));
@@ -358,7 +359,7 @@ pub fn message_event(
     compressed_size: Option<u64>,
 ) -> Event {
     // Type, id, both sizes at most, a payload.
-    let mut attrs = Vec::with_capacity(5);
+    let mut attrs = stock::attributes(5);
     attrs.push(KeyValue::new(MESSAGE_TYPE, kind.as_str()));
     attrs.push(KeyValue::new(MESSAGE_ID, saturating_i64(id)));
     if let Some(size) = uncompressed_size {

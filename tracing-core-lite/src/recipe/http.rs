@@ -28,6 +28,7 @@ use opentelemetry_semantic_conventions::attribute as semconv;
 use super::intern::{Kind, intern, intern_name};
 use super::{Side, SpanRecipe, ip_value, push_server_address};
 use crate::capture::{QueryRedaction, redact_url_full};
+use crate::export::stock;
 use crate::headers::first_values;
 
 /// `error.type` of a request whose response body ended with an error.
@@ -174,7 +175,7 @@ pub fn server_span(req: &ServerRequest<'_>, redaction: &QueryRedaction) -> SpanR
             &X_FORWARDED_PROTO,
         ],
     );
-    let mut attrs = Vec::with_capacity(14);
+    let mut attrs = stock::attributes(14);
     let method = method_attributes(req.method, &mut attrs);
     attrs.push(KeyValue::new(semconv::URL_PATH, req.uri.path().to_owned()));
     if let Some(q) = req.uri.query() {
@@ -253,7 +254,7 @@ pub fn server_span(req: &ServerRequest<'_>, redaction: &QueryRedaction) -> SpanR
 /// `url.full` (credentials replaced by `REDACTED:REDACTED`, signed-URL query values by
 /// `REDACTED`), `server.address`, `server.port`.
 pub fn client_span(method: &Method, uri: &Uri, redaction: &QueryRedaction) -> SpanRecipe {
-    let mut attrs = Vec::with_capacity(6);
+    let mut attrs = stock::attributes(6);
     let name = method_attributes(method, &mut attrs);
     attrs.push(KeyValue::new(
         semconv::URL_FULL,

@@ -26,6 +26,8 @@ use opentelemetry_sdk::trace::{
     SpanData, SpanEvents, SpanLimits, SpanLinks, SpanProcessor,
 };
 
+use crate::export::stock;
+
 /// Starts spans for a set of span processors, as the SDK's tracer of a provider with that
 /// sampler, those processors and the default limits would.
 pub(crate) struct Recorder {
@@ -142,6 +144,7 @@ impl Recorder {
                     result.trace_state,
                 );
                 // Not recording: the context carries the ids on, and nothing else is kept.
+                stock::give_back(attributes);
                 return parent.with_remote_span_context(sc);
             }
             SamplingDecision::RecordOnly => psc.trace_flags().with_sampled(false),
@@ -323,6 +326,9 @@ impl Span for RecordingSpan {
         if let Some(data) = &mut self.data {
             if data.events.events.len() < limits.max_events_per_span as usize {
                 let dropped = truncate(&mut attributes, limits.max_attributes_per_event);
+                if data.events.events.capacity() == 0 {
+                    data.events.events = stock::events();
+                }
                 data.events
                     .events
                     .push(Event::new(name, timestamp, attributes, dropped));
@@ -430,6 +436,37 @@ mod tests {
         SpanBuilder::from_name("GET /orders/{id}")
             .with_kind(SpanKind::Server)
             .with_attributes([KeyValue::new("a", 1)])
+    }
+
+    #[test]
+    fn a_span_the_sampler_drops_gives_its_attributes_vector_back_to_the_thread() {
+        let (recorder, exporter) = recorder(Sampler::AlwaysOff);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut attributes = stock::attributes(14);
+                attributes.push(KeyValue::new("a", 1));
+                let at = attributes.as_ptr();
+                let parts = Parts {
+                    name: "dropped".into(),
+                    kind: SpanKind::Server,
+                    attributes,
+                    links: Vec::new(),
+                    events: None,
+                    start_time: None,
+                };
+                let cx = recorder.start_parts(parts, &Context::new(), None);
+                assert!(!cx.span().is_recording());
+                // Would take the block had the vector been freed (the allocator hands the
+                // last block freed out first).
+                let decoy: Vec<KeyValue> = Vec::with_capacity(16);
+                // The next span of this thread gets the same vector, emptied.
+                let again = stock::attributes(14);
+                assert_ne!(decoy.as_ptr(), at);
+                assert_eq!(again.as_ptr(), at);
+                assert!(again.is_empty());
+            });
+        });
+        assert!(exporter.get_finished_spans().unwrap().is_empty());
     }
 
     /// The same span through the SDK's tracer and through the recorder: the same data.
