@@ -48,7 +48,9 @@ pub use tracer::{Parent, TracerSource};
 
 /// Locks `mutex`, recovering the guard if a previous holder panicked: every critical section
 /// of this crate leaves what it protects consistent, so a panic elsewhere must not stop it.
-pub(crate) fn lock<T: ?Sized>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock_unpoisoned<T: ?Sized>(
+    mutex: &std::sync::Mutex<T>,
+) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -30,8 +30,8 @@
 //! (it never copies spans under it), and a request never waits for the export thread.
 //!
 //! After each export the worker restocks the empty vectors that request threads fill with
-//! their spans' attributes and events (see `stock`), so that the memory a span hands over is
-//! allocated and freed on the export thread alone.
+//! their spans' attributes and events (see `stock`), so that those vectors are allocated and
+//! freed on an export thread, not handed from one thread's allocator arena to another's.
 
 use std::cell::Cell;
 use std::error::Error as StdError;
@@ -46,9 +46,9 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 
-use super::stock::Restocker;
+use super::stock::{self, Restocker};
 use crate::error::ConfigError;
-use crate::lock;
+use crate::lock_unpoisoned;
 
 /// How often, at most, dropped spans and failed exports are logged.
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(10);
@@ -262,7 +262,7 @@ struct ShardState {
 
 impl Shard {
     fn lock(&self) -> MutexGuard<'_, ShardState> {
-        lock(&self.0)
+        lock_unpoisoned(&self.0)
     }
 }
 
@@ -292,7 +292,7 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        lock(&self.state)
+        lock_unpoisoned(&self.state)
     }
 
     /// Tells the worker a batch is waiting.
@@ -527,6 +527,7 @@ impl SpanProcessor for BatchProcessor {
 
     fn on_end(&self, span: SpanData) {
         if !span.span_context.is_sampled() {
+            stock::give_back_span(span);
             return;
         }
         let shared = &*self.shared;
@@ -545,6 +546,7 @@ impl SpanProcessor for BatchProcessor {
         if shutdown || shard.reserved == 0 {
             drop(shard);
             counters.dropped.fetch_add(1, Ordering::Relaxed);
+            stock::give_back_span(span);
         } else {
             shard.reserved -= 1;
             shard.unreported += 1;
@@ -578,7 +580,7 @@ impl SpanProcessor for BatchProcessor {
         }
         self.shared.begin_shutdown(&mut state);
         self.wait_until(state, timeout, |s| s.stopped)?;
-        let handle = lock(&self.worker).take();
+        let handle = lock_unpoisoned(&self.worker).take();
         if let Some(handle) = handle {
             let _ = handle.join();
         }

@@ -172,7 +172,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
-use crate::lock;
+use crate::lock_unpoisoned;
 
 const DEFAULT_GRACE: Duration = Duration::from_millis(300);
 const DEFAULT_ORPHAN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -238,7 +238,7 @@ impl ConsoleExporter {
     /// The setting is shared by all clones of this exporter.
     #[must_use]
     pub fn with_grace(self, grace: Duration) -> Self {
-        lock(&self.shared.buffer).config.grace = grace;
+        lock_unpoisoned(&self.shared.buffer).config.grace = grace;
         self
     }
 
@@ -250,7 +250,7 @@ impl ConsoleExporter {
     /// exporter.
     #[must_use]
     pub fn with_orphan_timeout(self, orphan_timeout: Duration) -> Self {
-        lock(&self.shared.buffer).config.orphan_timeout = orphan_timeout;
+        lock_unpoisoned(&self.shared.buffer).config.orphan_timeout = orphan_timeout;
         self
     }
 
@@ -260,7 +260,9 @@ impl ConsoleExporter {
     /// The bound is shared by all clones of this exporter.
     #[must_use]
     pub fn with_max_buffered_spans(self, max_buffered_spans: usize) -> Self {
-        lock(&self.shared.buffer).config.max_buffered_spans = max_buffered_spans;
+        lock_unpoisoned(&self.shared.buffer)
+            .config
+            .max_buffered_spans = max_buffered_spans;
         self
     }
 
@@ -311,7 +313,7 @@ impl fmt::Debug for ConsoleExporter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConsoleExporter")
             .field("service", &self.service)
-            .field("config", &lock(&self.shared.buffer).config)
+            .field("config", &lock_unpoisoned(&self.shared.buffer).config)
             .field("is_shutdown", &self.is_shutdown.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
@@ -377,7 +379,7 @@ struct Shared {
 impl Shared {
     /// Buffers `batch` and prints the traces evicted to respect the bound.
     fn ingest(self: &Arc<Self>, batch: Vec<SpanData>, service: Option<&Arc<str>>, now: Instant) {
-        let mut buffer = lock(&self.buffer);
+        let mut buffer = lock_unpoisoned(&self.buffer);
         let mut ready = buffer.insert(batch, service, now);
         let period = buffer.config.tick_period();
         if !self.ticker.ensure_running(period, self) {
@@ -389,7 +391,7 @@ impl Shared {
 
     /// Prints the idle traces and returns how long to wait for the next tick.
     fn tick(&self, now: Instant) -> Duration {
-        let mut buffer = lock(&self.buffer);
+        let mut buffer = lock_unpoisoned(&self.buffer);
         let ready = buffer.take_idle(now);
         let period = buffer.config.tick_period();
         self.print(buffer, ready);
@@ -398,7 +400,7 @@ impl Shared {
 
     /// Prints every buffered trace.
     fn flush_all(&self) {
-        let mut buffer = lock(&self.buffer);
+        let mut buffer = lock_unpoisoned(&self.buffer);
         let ready = buffer.take_all();
         self.print(buffer, ready);
     }
@@ -420,7 +422,7 @@ impl Shared {
         if traces.is_empty() {
             return;
         }
-        let mut writer = lock(&self.writer);
+        let mut writer = lock_unpoisoned(&self.writer);
         drop(buffer);
         for trace in traces {
             let text = render_trace(trace.trace_id, &trace.spans);
@@ -643,7 +645,7 @@ impl Ticker {
     /// Starts the thread unless it was started or stopped before; returns
     /// whether it is running.
     fn ensure_running(self: &Arc<Self>, period: Duration, shared: &Arc<Shared>) -> bool {
-        let mut state = lock(&self.state);
+        let mut state = lock_unpoisoned(&self.state);
         if !state.spawned && !state.stopped {
             state.spawned = true;
             let ticker = Arc::clone(self);
@@ -670,7 +672,7 @@ impl Ticker {
 
     /// Waits for `period` or until stopped; returns `false` once stopped.
     fn sleep(&self, period: Duration) -> bool {
-        let state = lock(&self.state);
+        let state = lock_unpoisoned(&self.state);
         let (state, _) = self
             .changed
             .wait_timeout_while(state, period, |state| !state.stopped)
@@ -679,14 +681,14 @@ impl Ticker {
     }
 
     fn stop(&self) {
-        lock(&self.state).stopped = true;
+        lock_unpoisoned(&self.state).stopped = true;
         self.changed.notify_all();
     }
 
     /// Waits up to `timeout` for the thread to exit; returns whether it is
     /// gone (or never ran).
     fn wait_exited(&self, timeout: Duration) -> bool {
-        let state = lock(&self.state);
+        let state = lock_unpoisoned(&self.state);
         let (state, _) = self
             .changed
             .wait_timeout_while(state, timeout, |state| state.spawned && !state.exited)
@@ -696,7 +698,7 @@ impl Ticker {
 
     #[cfg(test)]
     fn is_running(&self) -> bool {
-        let state = lock(&self.state);
+        let state = lock_unpoisoned(&self.state);
         state.spawned && !state.exited
     }
 }
@@ -706,7 +708,7 @@ struct ExitGuard<'a>(&'a Ticker);
 
 impl Drop for ExitGuard<'_> {
     fn drop(&mut self) {
-        lock(&self.0.state).exited = true;
+        lock_unpoisoned(&self.0.state).exited = true;
         self.0.changed.notify_all();
     }
 }
@@ -1102,7 +1104,7 @@ mod tests {
 
     impl Write for Output {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            lock(&self.0).extend_from_slice(buf);
+            lock_unpoisoned(&self.0).extend_from_slice(buf);
             Ok(buf.len())
         }
 
@@ -1113,7 +1115,7 @@ mod tests {
 
     impl Output {
         fn text(&self) -> String {
-            String::from_utf8_lossy(&lock(&self.0)).into_owned()
+            String::from_utf8_lossy(&lock_unpoisoned(&self.0)).into_owned()
         }
 
         /// Waits up to one second for something to be written.
@@ -1661,7 +1663,7 @@ trace 4bf92f3577b34da6a3ce929d0e0e4736  2 spans  900 µs
         assert_eq!(trace_count(&text), 2, "{text}");
         assert!(text.contains("└─ complete"), "{text}");
         assert!(text.contains("└─ orphan"), "{text}");
-        assert!(lock(&exporter.shared.buffer).traces.is_empty());
+        assert!(lock_unpoisoned(&exporter.shared.buffer).traces.is_empty());
 
         exporter.force_flush().unwrap();
         assert_eq!(output.text(), text, "nothing left to print");
@@ -1699,7 +1701,7 @@ trace 4bf92f3577b34da6a3ce929d0e0e4736  2 spans  900 µs
             text.starts_with(&format!("trace {}  2 spans", TraceId::from(1))),
             "{text}"
         );
-        assert_eq!(lock(&exporter.shared.buffer).len, 2);
+        assert_eq!(lock_unpoisoned(&exporter.shared.buffer).len, 2);
 
         // A single batch larger than the bound is printed right away.
         export(
@@ -1710,7 +1712,7 @@ trace 4bf92f3577b34da6a3ce929d0e0e4736  2 spans  900 µs
         )
         .unwrap();
         assert_eq!(trace_count(&output.text()), 4);
-        assert_eq!(lock(&exporter.shared.buffer).len, 0);
+        assert_eq!(lock_unpoisoned(&exporter.shared.buffer).len, 0);
     }
 
     #[test]

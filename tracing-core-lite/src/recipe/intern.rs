@@ -115,7 +115,7 @@ fn remember(hash: u64, interned: &'static str) {
 fn table() -> MutexGuard<'static, Option<Table>> {
     // The table is always consistent between two statements: a panic elsewhere cannot
     // corrupt it.
-    crate::lock(&TABLE)
+    crate::lock_unpoisoned(&TABLE)
 }
 
 /// A per-thread memo of the two most recently used strings something was derived from, each

@@ -106,6 +106,7 @@ impl Recorder {
             start_time,
         } = parts;
         if parent.is_telemetry_suppressed() {
+            stock::give_back(attributes);
             return parent.with_remote_span_context(SpanContext::empty_context());
         }
         let span_id = self.ids.new_span_id();
