@@ -14,15 +14,14 @@
 //! The request thread's side is a pop from a per-thread cache, refilled [`CHUNK`] vectors at a
 //! time from a shared shelf under a lock; a span that is not recorded, or not exported (not
 //! sampled, or dropped on a full queue), gives its vectors back to that cache ([`give_back`],
-//! [`give_back_span`]). The export threads (each [`BatchProcessor`]'s
-//! worker) top the shelves up after each export to what was asked of them since their last
-//! restock, at most [`MAX_STOCK`] vectors of each kind, and free them when two restocks in a
-//! row find that nothing was asked (10 to 15 s after a thread last refilled its cache, with
-//! the default `scheduled_delay` of 5 s). So the shelves hold at most about 1.6 MiB, and none
-//! once the process is idle; besides, each thread that records spans keeps a cache of at most
-//! [`CHUNK`] vectors of each kind (26 KiB), for as long as it lives.
-//! When no export thread runs (the SDK's processors, tests), every take allocates, as
-//! `Vec::with_capacity` would.
+//! [`give_back_span`]). The export threads (each [`BatchProcessor`]'s worker) top the shelves
+//! up after each export to what was asked of them since their last restock, at most
+//! [`MAX_STOCK`] vectors of each kind, and free them when two restocks in a row find that
+//! nothing was asked (10 to 15 s after a thread last refilled its cache, with the default
+//! `scheduled_delay` of 5 s). So the shelves hold at most about 1.6 MiB, and none once the
+//! process is idle; besides, each thread that records spans keeps a cache of at most [`CHUNK`]
+//! vectors of each kind (26 KiB), for as long as it lives. When no export thread runs (the
+//! SDK's processors, tests), every take allocates, as `Vec::with_capacity` would.
 //!
 //! [`BatchProcessor`]: super::BatchProcessor
 
@@ -77,9 +76,9 @@ pub(crate) fn events() -> Vec<Event> {
     SPAN_EVENTS.take()
 }
 
-/// Keeps the attributes' vector of a span that is not recorded (the sampler dropped it) for
-/// the calling thread's next span, if it has the capacity of one of the shelves' and the
-/// thread's cache has room; frees it otherwise.
+/// Keeps the attributes' vector of a span that will not be exported (not recorded, or see
+/// [`give_back_span`]) for the calling thread's next span, if it has the capacity of one of
+/// the shelves' and the thread's cache has room; frees it otherwise.
 pub(crate) fn give_back(mut attributes: Vec<KeyValue>) {
     attributes.clear();
     if attributes.capacity() == SMALL.capacity {
@@ -180,10 +179,7 @@ impl<T> Stock<T> {
         self.local
             .try_with(|local| {
                 let mut local = local.try_borrow_mut().ok()?;
-                match local.pop() {
-                    Some(v) => Some(v),
-                    None => self.refill(&mut local),
-                }
+                local.pop().or_else(|| self.refill(&mut local))
             })
             .ok()
             .flatten()
@@ -282,6 +278,17 @@ mod tests {
         std::thread::scope(|s| s.spawn(f).join().expect("request thread"))
     }
 
+    /// A stock of its own for a test, with its own per-thread caches.
+    macro_rules! test_stock {
+        ($capacity:expr) => {{
+            thread_local! {
+                static LOCAL: RefCell<Vec<Vec<u64>>> = const { RefCell::new(Vec::new()) };
+            }
+            static STOCK: Stock<u64> = Stock::new($capacity, &LOCAL);
+            &STOCK
+        }};
+    }
+
     /// The address of each vector on the shelf.
     fn shelved<T>(stock: &Stock<T>) -> Vec<usize> {
         lock_unpoisoned(&stock.shelf)
@@ -292,106 +299,94 @@ mod tests {
 
     #[test]
     fn with_nothing_on_the_shelf_a_take_allocates() {
-        thread_local! {
-            static LOCAL: RefCell<Vec<Vec<u64>>> = const { RefCell::new(Vec::new()) };
-        }
-        static STOCK: Stock<u64> = Stock::new(8, &LOCAL);
-        let v = on_a_request_thread(|| STOCK.take());
+        let stock = test_stock!(8);
+        let v = on_a_request_thread(|| stock.take());
         assert!(v.is_empty());
         assert_eq!(v.capacity(), 8);
-        assert_eq!(STOCK.stocked.load(Ordering::Relaxed), 0);
+        assert_eq!(stock.stocked.load(Ordering::Relaxed), 0);
     }
 
     #[test]
     fn the_shelf_is_topped_up_to_what_was_asked_and_its_vectors_reach_the_request_threads() {
-        thread_local! {
-            static LOCAL: RefCell<Vec<Vec<u64>>> = const { RefCell::new(Vec::new()) };
-        }
-        static STOCK: Stock<u64> = Stock::new(4, &LOCAL);
+        let stock = test_stock!(4);
         let _registered = Restocker::register();
-        let mut seen = STOCK.seen();
+        let mut seen = stock.seen();
         // Nothing stocked yet: three takes, three misses, all new vectors.
         on_a_request_thread(|| {
             for _ in 0..3 {
-                assert!(STOCK.take().capacity() >= 4);
+                assert!(stock.take().capacity() >= 4);
             }
         });
-        STOCK.restock(&mut seen);
-        assert_eq!(STOCK.stocked.load(Ordering::Relaxed), 3);
-        let stocked = shelved(&STOCK);
+        stock.restock(&mut seen);
+        assert_eq!(stock.stocked.load(Ordering::Relaxed), 3);
+        let stocked = shelved(stock);
 
         // A request thread takes the whole shelf (less than a chunk) into its cache, and each
         // take hands out one of the restocked vectors.
-        let handed: Vec<Vec<u64>> = on_a_request_thread(|| (0..3).map(|_| STOCK.take()).collect());
+        let handed: Vec<Vec<u64>> = on_a_request_thread(|| (0..3).map(|_| stock.take()).collect());
         for v in &handed {
             assert!(v.is_empty());
             assert!(v.capacity() >= 4);
             let at = v.as_ptr() as usize;
             assert!(stocked.contains(&at), "{at:#x} is not from the shelf");
         }
-        assert_eq!(STOCK.stocked.load(Ordering::Relaxed), 0);
+        assert_eq!(stock.stocked.load(Ordering::Relaxed), 0);
 
         // Three were asked again: the shelf goes back to 3. It stays there after one restock
         // with nothing asked (another export thread's, right after), and is freed after two.
-        STOCK.restock(&mut seen);
-        assert_eq!(STOCK.stocked.load(Ordering::Relaxed), 3);
-        STOCK.restock(&mut seen);
-        assert_eq!(STOCK.stocked.load(Ordering::Relaxed), 3);
-        STOCK.restock(&mut seen);
-        assert_eq!(STOCK.stocked.load(Ordering::Relaxed), 0);
-        assert!(lock_unpoisoned(&STOCK.shelf).is_empty());
+        stock.restock(&mut seen);
+        assert_eq!(stock.stocked.load(Ordering::Relaxed), 3);
+        stock.restock(&mut seen);
+        assert_eq!(stock.stocked.load(Ordering::Relaxed), 3);
+        stock.restock(&mut seen);
+        assert_eq!(stock.stocked.load(Ordering::Relaxed), 0);
+        assert!(lock_unpoisoned(&stock.shelf).is_empty());
     }
 
     #[test]
     fn a_thread_takes_a_chunk_from_the_top_and_a_restock_never_trims() {
-        thread_local! {
-            static LOCAL: RefCell<Vec<Vec<u64>>> = const { RefCell::new(Vec::new()) };
-        }
-        static STOCK: Stock<u64> = Stock::new(2, &LOCAL);
+        let stock = test_stock!(2);
         let _registered = Restocker::register();
-        let mut seen = STOCK.seen();
-        STOCK.asked.fetch_add(40, Ordering::Relaxed);
-        STOCK.restock(&mut seen);
-        assert_eq!(STOCK.stocked.load(Ordering::Relaxed), 40);
-        let stocked = shelved(&STOCK);
+        let mut seen = stock.seen();
+        stock.asked.fetch_add(40, Ordering::Relaxed);
+        stock.restock(&mut seen);
+        assert_eq!(stock.stocked.load(Ordering::Relaxed), 40);
+        let stocked = shelved(stock);
         on_a_request_thread(|| {
-            let first = STOCK.take();
+            let first = stock.take();
             // The last vector of the shelf; the rest of its chunk stays in the thread's cache.
             assert_eq!(first.as_ptr() as usize, stocked[39]);
-            assert_eq!(STOCK.stocked.load(Ordering::Relaxed), 40 - CHUNK);
+            assert_eq!(stock.stocked.load(Ordering::Relaxed), 40 - CHUNK);
             for _ in 1..CHUNK {
-                let _ = STOCK.take();
+                let _ = stock.take();
             }
-            assert_eq!(STOCK.stocked.load(Ordering::Relaxed), 40 - CHUNK);
+            assert_eq!(stock.stocked.load(Ordering::Relaxed), 40 - CHUNK);
         });
         // 16 asked since, 24 on the shelf: a restock leaves them.
-        STOCK.restock(&mut seen);
-        assert_eq!(STOCK.stocked.load(Ordering::Relaxed), 40 - CHUNK);
-        assert_eq!(shelved(&STOCK), stocked[..40 - CHUNK]);
+        stock.restock(&mut seen);
+        assert_eq!(stock.stocked.load(Ordering::Relaxed), 40 - CHUNK);
+        assert_eq!(shelved(stock), stocked[..40 - CHUNK]);
     }
 
     #[test]
     fn the_shelf_is_bounded_though_two_export_threads_restock() {
-        thread_local! {
-            static LOCAL: RefCell<Vec<Vec<u64>>> = const { RefCell::new(Vec::new()) };
-        }
-        static STOCK: Stock<u64> = Stock::new(2, &LOCAL);
+        let stock = test_stock!(2);
         let _registered = Restocker::register();
-        let (mut one, mut other) = (STOCK.seen(), STOCK.seen());
-        STOCK.asked.fetch_add(MAX_STOCK + 5, Ordering::Relaxed);
-        STOCK.restock(&mut one);
-        assert_eq!(STOCK.stocked.load(Ordering::Relaxed), MAX_STOCK);
+        let (mut one, mut other) = (stock.seen(), stock.seen());
+        stock.asked.fetch_add(MAX_STOCK + 5, Ordering::Relaxed);
+        stock.restock(&mut one);
+        assert_eq!(stock.stocked.load(Ordering::Relaxed), MAX_STOCK);
         // The other saw the same demand: nothing to add.
-        STOCK.restock(&mut other);
-        assert_eq!(STOCK.stocked.load(Ordering::Relaxed), MAX_STOCK);
+        stock.restock(&mut other);
+        assert_eq!(stock.stocked.load(Ordering::Relaxed), MAX_STOCK);
         // A restock that read the shelf's length before another filled it frees its surplus.
-        STOCK.asked.fetch_add(MAX_STOCK, Ordering::Relaxed);
-        STOCK.clear();
-        STOCK.restock(&mut one);
-        STOCK.stocked.store(0, Ordering::Relaxed);
-        STOCK.restock(&mut other);
-        assert_eq!(lock_unpoisoned(&STOCK.shelf).len(), MAX_STOCK);
-        assert_eq!(STOCK.stocked.load(Ordering::Relaxed), MAX_STOCK);
+        stock.asked.fetch_add(MAX_STOCK, Ordering::Relaxed);
+        stock.clear();
+        stock.restock(&mut one);
+        stock.stocked.store(0, Ordering::Relaxed);
+        stock.restock(&mut other);
+        assert_eq!(lock_unpoisoned(&stock.shelf).len(), MAX_STOCK);
+        assert_eq!(stock.stocked.load(Ordering::Relaxed), MAX_STOCK);
     }
 
     #[test]
