@@ -99,19 +99,19 @@ impl QueryRedaction {
 
     /// The query with the values of redacted keys replaced; borrowed when nothing changes.
     pub fn redact_query<'q>(&self, query: &'q str) -> Cow<'q, str> {
-        let needs = query.split('&').any(|pair| match pair.split_once('=') {
+        let redacted = |pair: &str| match split_at_byte(pair, b'=') {
             Some((k, v)) => !v.is_empty() && self.redacts(k),
             None => false,
-        });
-        if !needs {
+        };
+        if !query_pairs(query).any(redacted) {
             return Cow::Borrowed(query);
         }
         let mut out = String::with_capacity(query.len());
-        for (i, pair) in query.split('&').enumerate() {
+        for (i, pair) in query_pairs(query).enumerate() {
             if i > 0 {
                 out.push('&');
             }
-            match pair.split_once('=') {
+            match split_at_byte(pair, b'=') {
                 Some((k, v)) if !v.is_empty() && self.redacts(k) => {
                     out.push_str(k);
                     out.push('=');
@@ -122,6 +122,35 @@ impl QueryRedaction {
         }
         Cow::Owned(out)
     }
+}
+
+/// The `&`-separated pairs of a query, as `str::split('&')` yields them.
+///
+/// A byte loop: a query is a few bytes, which `str::split` and `split_once` with a `char`
+/// search with `memchr`, set up anew for each pair (most of the time a client span spent on
+/// `url.full`).
+fn query_pairs(query: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(query);
+    std::iter::from_fn(move || {
+        let q = rest?;
+        Some(match split_at_byte(q, b'&') {
+            Some((pair, after)) => {
+                rest = Some(after);
+                pair
+            }
+            None => {
+                rest = None;
+                q
+            }
+        })
+    })
+}
+
+/// `s` before and after the first `byte` (ASCII), as `str::split_once` splits it.
+fn split_at_byte(s: &str, byte: u8) -> Option<(&str, &str)> {
+    let at = s.bytes().position(|b| b == byte)?;
+    // An ASCII byte is a character of its own: both sides are on character boundaries.
+    Some((s.get(..at)?, s.get(at + 1..)?))
 }
 
 /// `url.full` of a request URI: credentials replaced with `REDACTED:REDACTED`, query values
@@ -477,6 +506,45 @@ mod tests {
             "token=REDACTED&sig=REDACTED"
         );
         assert_eq!(QueryRedaction::all().redact_query("a=1&b"), "a=REDACTED&b");
+    }
+
+    /// The byte loops split a query as `str::split('&')` and `split_once('=')` do.
+    fn splits_as_str_does(query: &str) {
+        let ours: Vec<_> = query_pairs(query)
+            .map(|pair| (pair, split_at_byte(pair, b'=')))
+            .collect();
+        let std: Vec<_> = query
+            .split('&')
+            .map(|pair| (pair, pair.split_once('=')))
+            .collect();
+        assert_eq!(ours, std, "{query:?}");
+    }
+
+    #[test]
+    fn query_pairs_split_as_str_does() {
+        for query in [
+            "",
+            "&",
+            "&&",
+            "a",
+            "a=",
+            "=b",
+            "a=b=c",
+            "a&&b",
+            "a=1&",
+            "&a=1",
+            "é=ü&ß=&=ø",
+            "sig",
+        ] {
+            splits_as_str_does(query);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_query_splits_as_str_does(query in "[a=&é]{0,12}|\\PC{0,24}") {
+            splits_as_str_does(&query);
+        }
     }
 
     #[test]

@@ -449,13 +449,42 @@ fn hex_value(c: u8) -> u8 {
 }
 
 /// Writes `bytes` as lowercase hex into `out` (`out.len() == 2 * bytes.len()`).
+///
+/// Four bytes at a time, as one 64-bit word of digits (see [`hex8_encode`]): ids are written
+/// on every call made under a span.
 #[inline]
 pub(crate) fn write_hex(out: &mut [u8], bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+    let mut words = out.chunks_exact_mut(8);
+    let mut fours = bytes.chunks_exact(4);
+    for (word, four) in (&mut words).zip(&mut fours) {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(four);
+        word.copy_from_slice(&hex8_encode(b).to_le_bytes());
+    }
+    let rest = words.into_remainder().chunks_exact_mut(2);
+    for (pair, b) in rest.zip(fours.remainder()) {
         pair[0] = DIGITS[usize::from(b >> 4)];
         pair[1] = DIGITS[usize::from(b & 0x0f)];
     }
+}
+
+/// Encodes 4 bytes as their 8 lowercase hex digits, returned as a little-endian word (the
+/// first digit in the lowest byte): [`hex8`] the other way. SWAR: each byte's two nibbles are
+/// spread into two byte lanes, then every lane becomes its digit at once.
+#[inline(always)]
+fn hex8_encode(bytes: [u8; 4]) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const LOW_NIBBLES: u64 = 0x000f_000f_000f_000f;
+    // Byte i into bits 16i..16i+8.
+    let x = u64::from(u32::from_le_bytes(bytes));
+    let x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+    let x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff;
+    // Lane 2i: byte i's high nibble; lane 2i + 1: its low one.
+    let nibbles = ((x >> 4) & LOW_NIBBLES) | ((x & LOW_NIBBLES) << 8);
+    // 1 in each lane of 10 or more, whose digit is a letter (at most 15 + 6: no carry).
+    let letters = ((nibbles + ONES * 6) >> 4) & ONES;
+    nibbles + ONES * u64::from(b'0') + letters * u64::from(b'a' - b'0' - 10)
 }
 
 #[cfg(test)]
@@ -493,6 +522,46 @@ mod tests {
         );
         assert_eq!(hex_array::<1>(b"0f"), Some([0x0f]));
         assert_eq!(hex_array::<1>(b"0F"), None);
+    }
+
+    /// The word-at-a-time encoder writes what `format!("{:02x}")` does, for every byte value
+    /// in every position, and for every length (whole words and the pairs after them).
+    #[test]
+    fn hex_words_encode_as_digits_do() {
+        let scalar =
+            |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+        for pos in 0..4 {
+            for byte in 0..=255u8 {
+                let mut four = [0x5a; 4];
+                four[pos] = byte;
+                let word = hex8_encode(four).to_le_bytes();
+                assert_eq!(
+                    std::str::from_utf8(&word).unwrap(),
+                    scalar(&four),
+                    "{four:?}"
+                );
+            }
+        }
+        for len in 0..=17 {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            let mut out = vec![0u8; 2 * len];
+            write_hex(&mut out, &bytes);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                scalar(&bytes),
+                "{len} bytes"
+            );
+        }
+        let mut buf = [0u8; TRACEPARENT_LEN];
+        let sc = SpanContext::new(
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::NONE,
+        );
+        write_traceparent(&mut buf, &sc);
+        assert_eq!(&buf[..], TP.as_bytes());
     }
 
     /// Small header maps are scanned, large ones looked up: the same answers either way.
