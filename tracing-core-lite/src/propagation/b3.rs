@@ -111,6 +111,8 @@ use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 
+use super::trace_context::push_hex;
+
 /// Header names. The specification writes the multiple headers as `X-B3-*`,
 /// but header names are case-insensitive in HTTP and lower-case in HTTP/2 and
 /// gRPC metadata.
@@ -386,15 +388,6 @@ const fn lower_hex_digit(b: u8) -> Option<u8> {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),
         _ => None,
-    }
-}
-
-const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
-
-fn push_hex(buf: &mut String, bytes: &[u8]) {
-    for &b in bytes {
-        buf.push(char::from(HEX_DIGITS[usize::from(b >> 4)]));
-        buf.push(char::from(HEX_DIGITS[usize::from(b & 0x0f)]));
     }
 }
 

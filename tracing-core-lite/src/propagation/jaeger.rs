@@ -109,6 +109,8 @@ use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
+use super::trace_context::push_hex;
+
 const TRACE_CONTEXT_HEADER: &str = "uber-trace-id";
 const BAGGAGE_PREFIX: &str = "uberctx-";
 
@@ -351,15 +353,6 @@ fn parse_hex(hex: &str, max_digits: usize) -> Option<u128> {
         let digit = char::from(b).to_digit(16)?;
         Some((n << 4) | u128::from(digit))
     })
-}
-
-const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
-
-fn push_hex(buf: &mut String, bytes: &[u8]) {
-    for &b in bytes {
-        buf.push(char::from(HEX_DIGITS[usize::from(b >> 4)]));
-        buf.push(char::from(HEX_DIGITS[usize::from(b & 0x0f)]));
-    }
 }
 
 #[cfg(test)]

@@ -469,6 +469,16 @@ pub(crate) fn write_hex(out: &mut [u8], bytes: &[u8]) {
     }
 }
 
+/// Appends `bytes` to `buf` as lowercase hex (with [`write_hex`], 16 bytes at a time).
+pub(crate) fn push_hex(buf: &mut String, bytes: &[u8]) {
+    let mut digits = [0u8; 32];
+    for chunk in bytes.chunks(16) {
+        let digits = &mut digits[..2 * chunk.len()];
+        write_hex(digits, chunk);
+        buf.extend(digits.iter().map(|&d| char::from(d)));
+    }
+}
+
 /// Encodes 4 bytes as their 8 lowercase hex digits, returned as a little-endian word (the
 /// first digit in the lowest byte): [`hex8`] the other way. SWAR: each byte's two nibbles are
 /// spread into two byte lanes, then every lane becomes its digit at once.
