@@ -139,7 +139,8 @@ where
                     Side::Client => MessageType::Received,
                 };
                 let observer = ResponseObserver {
-                    cx: this.cx.clone(),
+                    // The future is done with its context: the body's observer keeps it.
+                    cx: std::mem::take(this.cx),
                     messages: settings.messages(kind, path.as_ref()),
                     settings,
                     status,

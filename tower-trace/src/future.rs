@@ -38,8 +38,9 @@ impl ResponsePolicy {
     }
 
     /// Records a response head on the span of `cx` (status per side, captured headers, the
-    /// attribute hook) and returns the observer that ends the span with the body.
-    pub(crate) fn record(&self, cx: &Context, parts: &http::response::Parts) -> ResponseObserver {
+    /// attribute hook) and returns the observer that ends the span with the body, which keeps
+    /// `cx`.
+    pub(crate) fn record(&self, cx: Context, parts: &http::response::Parts) -> ResponseObserver {
         let span = cx.span();
         let outcome = ResponseOutcome::new(self.side, parts.status.as_u16());
         span.set_attributes(outcome.attributes());
@@ -53,13 +54,11 @@ impl ResponsePolicy {
         if let Some(extra) = &self.attributes {
             span.set_attributes(extra(parts));
         }
-        ResponseObserver {
-            cx: cx.clone(),
-            capture: self
-                .payload
-                .buffer()
-                .map(|buffer| Capture::new(buffer, &parts.headers)),
-        }
+        let capture = self
+            .payload
+            .buffer()
+            .map(|buffer| Capture::new(buffer, &parts.headers));
+        ResponseObserver { cx, capture }
     }
 }
 use tracing_core_lite::recipe::http::ResponseOutcome;
@@ -125,7 +124,8 @@ where
         match result {
             Ok(res) => {
                 let (parts, body) = res.into_parts();
-                let observer = policy.record(this.cx, &parts);
+                // The future is done with its context: the body's observer keeps it.
+                let observer = policy.record(std::mem::take(this.cx), &parts);
                 Poll::Ready(Ok(Response::from_parts(
                     parts,
                     TracedBody::new(body, Some(observer)),

@@ -87,7 +87,7 @@ impl Middleware for ReqwestMiddleware {
                 let url = res.url().clone();
                 let res: http::Response<reqwest::Body> = res.into();
                 let (mut parts, body) = res.into_parts();
-                let observer = config.response.record(&cx, &parts);
+                let observer = config.response.record(cx, &parts);
                 // Keep the response URL across the conversion (reqwest stores it in the
                 // extensions of the response it is built from).
                 if let Ok(with_url) =

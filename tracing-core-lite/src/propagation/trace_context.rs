@@ -76,10 +76,13 @@ impl TraceContextPropagator {
     /// must be visible ASCII, so no UTF-8 or header-value check is needed first.
     fn parse_traceparent_bytes(value: &[u8]) -> Option<SpanContext> {
         let v = trim_ows(value);
-        if v.len() < TRACEPARENT_LEN {
-            return None;
-        }
-        let version = hex_u8(&v[0..2])?;
+        let head: &[u8; TRACEPARENT_LEN] = v.get(..TRACEPARENT_LEN)?.try_into().ok()?;
+        let Fields {
+            version,
+            trace_id,
+            span_id,
+            flags,
+        } = Fields::decode(head)?;
         if version == 0xff {
             return None;
         }
@@ -94,15 +97,11 @@ impl TraceContextPropagator {
         {
             return None;
         }
-        if v[2] != b'-' || v[35] != b'-' || v[52] != b'-' {
-            return None;
-        }
-        let trace_id = TraceId::from_bytes(hex_array::<16>(&v[3..35])?);
-        let span_id = SpanId::from_bytes(hex_array::<8>(&v[36..52])?);
+        let trace_id = TraceId::from_bytes(trace_id);
+        let span_id = SpanId::from_bytes(span_id);
         if trace_id == TraceId::INVALID || span_id == SpanId::INVALID {
             return None;
         }
-        let flags = hex_u8(&v[53..55])?;
         Some(SpanContext::new(
             trace_id,
             span_id,
@@ -376,37 +375,52 @@ fn trim_ows(value: &[u8]) -> &[u8] {
     &value[start..end]
 }
 
-#[inline]
-fn hex_u8(two: &[u8]) -> Option<u8> {
-    hex_array::<1>(two).map(|[b]| b)
+/// The four fields of the first [`TRACEPARENT_LEN`] bytes of a `traceparent` value
+/// (`vv-<trace id>-<span id>-ff`), decoded but not yet judged (a version `ff`, an all-zero
+/// id and what follows a later version's flags are the caller's to check).
+#[derive(Debug, PartialEq, Eq)]
+struct Fields {
+    version: u8,
+    trace_id: [u8; 16],
+    span_id: [u8; 8],
+    flags: u8,
 }
 
-/// Decodes exactly `2 * N` lowercase hex digits.
-///
-/// Eight digits at a time, as one 64-bit word (see [`hex8`]), and without a branch per digit
-/// for the rest: ids are decoded on every request.
-#[inline]
-pub(crate) fn hex_array<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
-    if hex.len() != 2 * N {
-        return None;
+impl Fields {
+    /// Decodes `v`, or `None` if a field is not lowercase hex digits or a dash is not one.
+    ///
+    /// Seven 64-bit words in all, each eight digits (see [`hex8`]): four for the trace id, two
+    /// for the span id, and one for the version's and the flags' four digits, completed with
+    /// zeros. Every offset is a constant into a fixed-size array, so no read is bounds-checked
+    /// at run time; this is on every request a server traces.
+    #[inline]
+    fn decode(v: &[u8; TRACEPARENT_LEN]) -> Option<Fields> {
+        if v[2] != b'-' || v[35] != b'-' || v[52] != b'-' {
+            return None;
+        }
+        let word = |at: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&v[at..at + 8]);
+            u64::from_le_bytes(w)
+        };
+        let [version, flags, _, _] = hex8(u64::from_le_bytes([
+            v[0], v[1], v[53], v[54], b'0', b'0', b'0', b'0',
+        ]))?;
+        let mut trace_id = [0u8; 16];
+        for (out, at) in trace_id.chunks_exact_mut(4).zip([3, 11, 19, 27]) {
+            out.copy_from_slice(&hex8(word(at))?);
+        }
+        let mut span_id = [0u8; 8];
+        for (out, at) in span_id.chunks_exact_mut(4).zip([36, 44]) {
+            out.copy_from_slice(&hex8(word(at))?);
+        }
+        Some(Fields {
+            version,
+            trace_id,
+            span_id,
+            flags,
+        })
     }
-    let mut out = [0u8; N];
-    let words = hex.chunks_exact(8);
-    let rest = words.remainder();
-    for (o, word) in out.chunks_exact_mut(4).zip(words) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(word);
-        o.copy_from_slice(&hex8(u64::from_le_bytes(w))?);
-    }
-    let mut bad = 0u8;
-    let done = (hex.len() - rest.len()) / 2;
-    for (o, pair) in out[done..].iter_mut().zip(rest.chunks_exact(2)) {
-        let (hi, lo) = (hex_value(pair[0]), hex_value(pair[1]));
-        bad |= hi | lo;
-        *o = (hi << 4) | (lo & 0x0f);
-    }
-    // A valid digit is at most 0x0f: any high bit comes from a bad one (0xff).
-    (bad & 0xf0 == 0).then_some(out)
 }
 
 /// Decodes 8 lowercase hex digits, read as a little-endian word (the first digit in the
@@ -432,20 +446,6 @@ fn hex8(x: u64) -> Option<[u8; 4]> {
     let p = (p | (p >> 8)) & 0x0000_ffff_0000_ffff;
     let p = (p | (p >> 16)) & 0xffff_ffff;
     Some((p as u32).to_le_bytes())
-}
-
-/// The value of a lowercase hex digit, `0xff` for any other byte.
-#[inline(always)]
-fn hex_value(c: u8) -> u8 {
-    let digit = c.wrapping_sub(b'0');
-    let letter = c.wrapping_sub(b'a');
-    if digit < 10 {
-        digit
-    } else if letter < 6 {
-        letter + 10
-    } else {
-        0xff
-    }
 }
 
 /// Writes `bytes` as lowercase hex into `out` (`out.len() == 2 * bytes.len()`).
@@ -504,34 +504,134 @@ mod tests {
 
     const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
+    /// A lowercase hex digit's value, digit by digit: the reference for the decoders.
+    fn digit(c: u8) -> Option<u8> {
+        (c as char)
+            .to_digit(16)
+            .filter(|_| !c.is_ascii_uppercase())
+            .map(|d| d as u8)
+    }
+
+    /// The bytes of lowercase hex `digits`, two at a time.
+    fn bytes_of(digits: &[u8]) -> Option<Vec<u8>> {
+        digits
+            .chunks(2)
+            .map(|p| Some((digit(p[0])? << 4) | digit(p[1])?))
+            .collect()
+    }
+
+    /// `traceparent`'s first 55 bytes, field by field, as the specification reads them.
+    fn fields_by_digits(v: &[u8; TRACEPARENT_LEN]) -> Option<Fields> {
+        if v[2] != b'-' || v[35] != b'-' || v[52] != b'-' {
+            return None;
+        }
+        Some(Fields {
+            version: bytes_of(&v[0..2])?[0],
+            trace_id: bytes_of(&v[3..35])?.try_into().ok()?,
+            span_id: bytes_of(&v[36..52])?.try_into().ok()?,
+            flags: bytes_of(&v[53..55])?[0],
+        })
+    }
+
     /// The word-at-a-time decoder agrees with a digit-by-digit one on every byte value in
-    /// every position.
+    /// every position of a word, and of a whole `traceparent`.
     #[test]
     fn hex_words_decode_as_digits_do() {
-        let scalar = |hex: &[u8]| -> Option<Vec<u8>> {
-            hex.chunks(2)
-                .map(|p| {
-                    let d = |c: u8| (c as char).to_digit(16).filter(|_| !c.is_ascii_uppercase());
-                    Some((d(p[0])? << 4 | d(p[1])?) as u8)
-                })
-                .collect()
-        };
-        let base = *b"0123456789abcdef";
-        for pos in 0..16 {
+        let base = *b"09afbe71";
+        for pos in 0..8 {
             for byte in 0..=255u8 {
                 let mut hex = base;
                 hex[pos] = byte;
-                let ours = hex_array::<8>(&hex).map(|a| a.to_vec());
-                assert_eq!(ours, scalar(&hex), "byte {byte:#04x} at {pos}");
+                let ours = hex8(u64::from_le_bytes(hex)).map(|a| a.to_vec());
+                assert_eq!(ours, bytes_of(&hex), "byte {byte:#04x} at {pos}");
             }
         }
-        let id: [u8; 16] = hex_array(b"4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+        let tp: [u8; TRACEPARENT_LEN] = TP.as_bytes().try_into().unwrap();
+        for pos in 0..TRACEPARENT_LEN {
+            for byte in 0..=255u8 {
+                let mut v = tp;
+                v[pos] = byte;
+                assert_eq!(
+                    Fields::decode(&v),
+                    fields_by_digits(&v),
+                    "byte {byte:#04x} at {pos}"
+                );
+            }
+        }
         assert_eq!(
-            u128::from_be_bytes(id),
-            0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736
+            Fields::decode(&tp),
+            Some(Fields {
+                version: 0,
+                trace_id: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736u128.to_be_bytes(),
+                span_id: 0x00f0_67aa_0ba9_02b7u64.to_be_bytes(),
+                flags: 1,
+            })
         );
-        assert_eq!(hex_array::<1>(b"0f"), Some([0x0f]));
-        assert_eq!(hex_array::<1>(b"0F"), None);
+    }
+
+    /// `parse_traceparent_bytes` as the specification reads a value, field by field.
+    fn parse_by_digits(value: &[u8]) -> Option<SpanContext> {
+        let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+        let start = value.iter().take_while(|b| is_ows(b)).count();
+        let end = value.len()
+            - value[start..]
+                .iter()
+                .rev()
+                .take_while(|b| is_ows(b))
+                .count();
+        let v = &value[start..end];
+        let f = fields_by_digits(v.get(..TRACEPARENT_LEN)?.try_into().ok()?)?;
+        let later = &v[TRACEPARENT_LEN..];
+        let later_ok = later.is_empty()
+            || (f.version != 0
+                && later[0] == b'-'
+                && later
+                    .iter()
+                    .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)));
+        if f.version == 0xff || !later_ok || f.trace_id == [0; 16] || f.span_id == [0; 8] {
+            return None;
+        }
+        Some(SpanContext::new(
+            TraceId::from_bytes(f.trace_id),
+            SpanId::from_bytes(f.span_id),
+            TraceFlags::new(f.flags & 1),
+            true,
+            TraceState::NONE,
+        ))
+    }
+
+    proptest::proptest! {
+        /// Near-valid values (a few bytes of a valid one replaced, any version, white space
+        /// around, a later version's tail) parse as the specification reads them.
+        #[test]
+        fn near_valid_traceparents_parse_as_digits_do(
+            version in proptest::sample::select(vec!["00", "01", "cc", "fe", "ff", "0A"]),
+            edits in proptest::collection::vec(
+                (0..TRACEPARENT_LEN, proptest::sample::select(
+                    b"09afAF-g \t\x00\x7f\xc3\xa9+".to_vec(),
+                )),
+                0..3,
+            ),
+            zero_trace_id in proptest::bool::weighted(0.05),
+            tail in proptest::sample::select(vec!["", "-", "-what-next", "-\ttab", ".x", "-\x01"]),
+            before in proptest::sample::select(vec!["", " ", "\t "]),
+            after in proptest::sample::select(vec!["", " ", " \t"]),
+        ) {
+            let mut v = format!("{version}{}", &TP[2..]).into_bytes();
+            if zero_trace_id {
+                v[3..35].fill(b'0');
+            }
+            for (at, byte) in edits {
+                v[at] = byte;
+            }
+            let value = [before.as_bytes(), &v, tail.as_bytes(), after.as_bytes()].concat();
+            proptest::prop_assert_eq!(
+                TraceContextPropagator::parse_traceparent_bytes(&value),
+                parse_by_digits(&value),
+                "{:?}",
+                String::from_utf8_lossy(&value)
+            );
+        }
     }
 
     /// The word-at-a-time encoder writes what `format!("{:02x}")` does, for every byte value
