@@ -376,8 +376,8 @@ fn trim_ows(value: &[u8]) -> &[u8] {
 }
 
 /// The four fields of the first [`TRACEPARENT_LEN`] bytes of a `traceparent` value
-/// (`<version>-<trace id>-<span id>-<flags>`), decoded but not yet judged (a version `ff`, an all-zero
-/// id and what follows a later version's flags are the caller's to check).
+/// (`<version>-<trace id>-<span id>-<flags>`), decoded but not yet judged: a version `ff`, an
+/// all-zero id and what follows a later version's flags are the caller's to check.
 #[derive(Debug, PartialEq, Eq)]
 struct Fields {
     version: u8,
