@@ -55,3 +55,14 @@ pub(crate) fn lock_unpoisoned<T: ?Sized>(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+/// The 8 bytes of `bytes` from `at` as a little-endian word (the first byte in the lowest
+/// lane), as this crate's word-at-a-time hashes, searches and decoders read them.
+///
+/// Panics if `bytes` is shorter than `at + 8`: callers read within a length they checked.
+#[inline(always)]
+pub(crate) fn le_word(bytes: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(w)
+}

@@ -40,6 +40,8 @@ use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 
+use crate::le_word;
+
 /// Header carrying the trace id, the parent span id and the trace flags.
 pub const TRACEPARENT: &str = "traceparent";
 /// Header carrying vendor-specific trace state.
@@ -398,11 +400,7 @@ impl Fields {
         if v[2] != b'-' || v[35] != b'-' || v[52] != b'-' {
             return None;
         }
-        let word = |at: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&v[at..at + 8]);
-            u64::from_le_bytes(w)
-        };
+        let word = |at: usize| le_word(v, at);
         let [version, flags, _, _] = hex8(u64::from_le_bytes([
             v[0], v[1], v[53], v[54], b'0', b'0', b'0', b'0',
         ]))?;

@@ -20,6 +20,8 @@ use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard};
 
+use crate::le_word;
+
 /// What is interned, each with its own bound on the number of distinct values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(usize)]
@@ -77,11 +79,7 @@ thread_local! {
 /// instructions.
 fn hash(s: &[u8]) -> u64 {
     let n = s.len();
-    let word = |at: usize| -> u64 {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&s[at..at + 8]);
-        u64::from_le_bytes(w)
-    };
+    let word = |at: usize| le_word(s, at);
     let (a, b, c) = if n >= 8 {
         (word(0), word((n - 8) / 2), word(n - 8))
     } else {

@@ -28,6 +28,7 @@ use opentelemetry::trace::{SpanBuilder, SpanKind, Tracer};
 use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_semantic_conventions::attribute as semconv;
 
+use crate::le_word;
 use intern::Recent;
 
 /// Which end of a call a span describes.
@@ -122,23 +123,21 @@ pub(crate) fn rposition(s: &str, byte: u8) -> Option<usize> {
     // does, and the borrow of `x - ONES` only runs on from a zero lane, so the answer is exact
     // for the word (a lane above a match may be flagged too: the byte loop finds the place).
     let pattern = ONES * u64::from(byte);
-    let holds = |word: &[u8]| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(word);
-        let x = u64::from_le_bytes(w) ^ pattern;
+    let holds = |at: usize| {
+        let x = le_word(bytes, at) ^ pattern;
         x.wrapping_sub(ONES) & !x & HIGH != 0
     };
     let last_in = |end: usize| bytes[..end].iter().rposition(|&b| b == byte);
     let mut end = bytes.len();
     while end >= 8 {
-        if holds(&bytes[end - 8..end]) {
+        if holds(end - 8) {
             return last_in(end);
         }
         end -= 8;
     }
     // The bytes left, at most 7: the first word again (its bytes from `end` on were looked
     // at already and do not hold `byte`) when there is one.
-    if end > 0 && bytes.len() >= 8 && !holds(&bytes[..8]) {
+    if end > 0 && bytes.len() >= 8 && !holds(0) {
         return None;
     }
     last_in(end)
