@@ -12,7 +12,7 @@ use tower_trace::body::{BodyEnd, BodyObserver};
 use tracing_core_lite::capture::{CappedBuffer, HeaderCapture, PayloadCapture};
 use tracing_core_lite::headers::first_values;
 use tracing_core_lite::recipe::grpc::{
-    Code, MessageType, RpcOutcome, message_event, parse_timeout,
+    Code, MESSAGE_EVENT, MessageType, RpcOutcome, message_event, parse_timeout,
 };
 use tracing_core_lite::recipe::{SemconvStability, Side};
 
@@ -147,7 +147,10 @@ impl Messages {
                             .attributes
                             .push(KeyValue::new(MESSAGE_PAYLOAD, rendered));
                     }
-                    span.add_event_with_timestamp(event.name, event.timestamp, event.attributes);
+                    // Named by the constant (two registers) rather than by the event's `Cow`
+                    // (copied through the stack): `message_event` always names it so.
+                    debug_assert_eq!(event.name, MESSAGE_EVENT);
+                    span.add_event_with_timestamp(MESSAGE_EVENT, event.timestamp, event.attributes);
                     *next_id += 1;
                 }
             }

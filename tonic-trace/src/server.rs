@@ -40,7 +40,7 @@ use tracing_core_lite::filter::{Filter, RequestHead};
 use tracing_core_lite::propagation::{ServerParent, extract_headers, server_parent};
 use tracing_core_lite::recipe::grpc::{MessageType, rpc_span};
 use tracing_core_lite::recipe::{
-    SemconvStability, Side, SpanRecipe, ip_value, push_server_address,
+    SemconvStability, Side, SpanRecipe, ip_text, push_attribute, push_server_address,
 };
 use tracing_core_lite::{Propagators, TracerSource};
 
@@ -229,12 +229,11 @@ where
             ),
         }
         if let Some(peer) = peer_addr(req.extensions()) {
-            let ip = ip_value(peer.ip());
-            recipe.attributes.extend([
-                KeyValue::new(semconv::CLIENT_ADDRESS, ip.clone()),
-                KeyValue::new(semconv::NETWORK_PEER_ADDRESS, ip),
-                KeyValue::new(semconv::NETWORK_PEER_PORT, i64::from(peer.port())),
-            ]);
+            let ip = ip_text(peer.ip());
+            let attrs = &mut recipe.attributes;
+            push_attribute(attrs, semconv::CLIENT_ADDRESS, Arc::clone(&ip));
+            push_attribute(attrs, semconv::NETWORK_PEER_ADDRESS, ip);
+            push_attribute(attrs, semconv::NETWORK_PEER_PORT, i64::from(peer.port()));
         }
         if !settings.metadata.is_empty(Direction::Request) {
             recipe.attributes.extend(

@@ -21,7 +21,7 @@ use opentelemetry::{KeyValue, Value};
 use opentelemetry_semantic_conventions::attribute as semconv;
 
 use super::intern::{Kind, Recent, intern};
-use super::{SemconvStability, Side, SpanRecipe};
+use super::{SemconvStability, Side, SpanRecipe, push_attribute, push_str_attribute};
 use crate::export::stock;
 
 /// Pre-2026 attribute names, kept for `OTEL_SEMCONV_STABILITY_OPT_IN=rpc/old|rpc/dup`.
@@ -249,6 +249,9 @@ fn method_name_with(
 /// `rpc.method` (or the older names, per `stability`).
 ///
 /// Returns `None` when `path` is not a gRPC method path.
+// Inlined into the layers (other crates), the recipe is built in their frame rather than
+// returned through memory and copied (BENCHMARKS, item 45).
+#[inline]
 pub fn rpc_span(side: Side, path: &str, stability: SemconvStability) -> Option<SpanRecipe> {
     // A service has few methods: their names are interned, and the service and method parts
     // of the older conventions are parts of that copy.
@@ -257,8 +260,8 @@ pub fn rpc_span(side: Side, path: &str, stability: SemconvStability) -> Option<S
     // that the span's attribute list is allocated once.
     let mut attrs = stock::attributes(12);
     if stability.emit_stable() {
-        attrs.push(KeyValue::new(semconv::RPC_SYSTEM_NAME, "grpc"));
-        attrs.push(KeyValue::new(semconv::RPC_METHOD, full.clone()));
+        push_attribute(&mut attrs, semconv::RPC_SYSTEM_NAME, "grpc");
+        push_str_attribute(&mut attrs, semconv::RPC_METHOD, full.clone());
     }
     if stability.emit_old() {
         // Parts of the interned copy, as long-lived as it is.
@@ -266,13 +269,14 @@ pub fn rpc_span(side: Side, path: &str, stability: SemconvStability) -> Option<S
             Cow::Borrowed(full) => Cow::Borrowed(&full[range]),
             Cow::Owned(full) => Cow::Owned(full[range].to_owned()),
         };
-        attrs.push(KeyValue::new(old::RPC_SYSTEM, "grpc"));
-        attrs.push(KeyValue::new(old::RPC_SERVICE, part(0..service_len)));
+        push_attribute(&mut attrs, old::RPC_SYSTEM, "grpc");
+        push_str_attribute(&mut attrs, old::RPC_SERVICE, part(0..service_len));
         if !stability.emit_stable() {
-            attrs.push(KeyValue::new(
+            push_str_attribute(
+                &mut attrs,
                 semconv::RPC_METHOD,
                 part(service_len + 1..full.len()),
-            ));
+            );
         }
     }
     Some(SpanRecipe {
@@ -347,11 +351,13 @@ impl MessageType {
     }
 }
 
-/// The `rpc.message` event of one message: its direction, 1-based id in that direction, and
-/// its sizes as far as they are known (a compressed message's uncompressed size is not, where
-/// only its frame is seen).
+/// The `rpc.message` event ([`MESSAGE_EVENT`], always) of one message: its direction, 1-based
+/// id in that direction, and its sizes as far as they are known (a compressed message's
+/// uncompressed size is not, where only its frame is seen).
 ///
 /// Its attribute list has room for one more attribute (a captured payload).
+// Inlined into the observer (another crate), as `rpc_span` is.
+#[inline]
 pub fn message_event(
     kind: MessageType,
     id: u64,
@@ -360,16 +366,13 @@ pub fn message_event(
 ) -> Event {
     // Type, id, both sizes at most, a payload.
     let mut attrs = stock::attributes(5);
-    attrs.push(KeyValue::new(MESSAGE_TYPE, kind.as_str()));
-    attrs.push(KeyValue::new(MESSAGE_ID, saturating_i64(id)));
+    push_attribute(&mut attrs, MESSAGE_TYPE, kind.as_str());
+    push_attribute(&mut attrs, MESSAGE_ID, saturating_i64(id));
     if let Some(size) = uncompressed_size {
-        attrs.push(KeyValue::new(
-            MESSAGE_UNCOMPRESSED_SIZE,
-            saturating_i64(size),
-        ));
+        push_attribute(&mut attrs, MESSAGE_UNCOMPRESSED_SIZE, saturating_i64(size));
     }
     if let Some(size) = compressed_size {
-        attrs.push(KeyValue::new(MESSAGE_COMPRESSED_SIZE, saturating_i64(size)));
+        push_attribute(&mut attrs, MESSAGE_COMPRESSED_SIZE, saturating_i64(size));
     }
     Event::new(MESSAGE_EVENT, std::time::SystemTime::now(), attrs, 0)
 }

@@ -19,14 +19,15 @@
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version, header};
+use opentelemetry::KeyValue;
 use opentelemetry::trace::Status;
-use opentelemetry::{KeyValue, Value};
 use opentelemetry_semantic_conventions::attribute as semconv;
 
-use super::intern::{Kind, intern, intern_name};
-use super::{Side, SpanRecipe, ip_value, push_server_address};
+use super::intern::{Kind, intern, intern_name, intern_or_copy};
+use super::{Side, SpanRecipe, ip_text, push_attribute, push_server_address, push_str_attribute};
 use crate::capture::{QueryRedaction, redact_url_full};
 use crate::export::stock;
 use crate::headers::first_values;
@@ -116,15 +117,16 @@ pub fn protocol_version(version: Version) -> Option<&'static str> {
 fn method_attributes(method: &Method, attrs: &mut Vec<KeyValue>) -> &'static str {
     match known_method(method) {
         Some(m) => {
-            attrs.push(KeyValue::new(semconv::HTTP_REQUEST_METHOD, m));
+            push_attribute(attrs, semconv::HTTP_REQUEST_METHOD, m);
             m
         }
         None => {
-            attrs.push(KeyValue::new(semconv::HTTP_REQUEST_METHOD, "_OTHER"));
-            attrs.push(KeyValue::new(
+            push_attribute(attrs, semconv::HTTP_REQUEST_METHOD, "_OTHER");
+            push_attribute(
+                attrs,
                 semconv::HTTP_REQUEST_METHOD_ORIGINAL,
                 method.as_str().to_owned(),
-            ));
+            );
             "HTTP"
         }
     }
@@ -140,11 +142,11 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// `http` and `https` as static strings (no allocation), anything else copied.
-fn static_or_owned(scheme: &str) -> Value {
+fn static_or_owned(scheme: &str) -> Cow<'static, str> {
     match scheme {
-        "http" => Value::from("http"),
-        "https" => Value::from("https"),
-        other => Value::from(other.to_owned()),
+        "http" => Cow::Borrowed("http"),
+        "https" => Cow::Borrowed("https"),
+        other => Cow::Owned(other.to_owned()),
     }
 }
 
@@ -175,21 +177,33 @@ pub fn server_span(req: &ServerRequest<'_>, redaction: &QueryRedaction) -> SpanR
             &X_FORWARDED_PROTO,
         ],
     );
+    // Copies of the request's text as `Arc<str>` (one allocation, as a `String`'s), which
+    // becomes a `Value` without a call (see `push_attribute`).
+    let path = Arc::<str>::from(req.uri.path());
+    // The peer's address, formatted once for both attributes that may hold it.
+    let peer_ip = req.peer.map(|peer| ip_text(peer.ip()));
+    let client_address = value_str(forwarded_for)
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(Arc::<str>::from)
+        .or_else(|| peer_ip.clone());
     let mut attrs = stock::attributes(14);
     let method = method_attributes(req.method, &mut attrs);
-    attrs.push(KeyValue::new(semconv::URL_PATH, req.uri.path().to_owned()));
+    push_attribute(&mut attrs, semconv::URL_PATH, path);
     if let Some(q) = req.uri.query() {
-        attrs.push(KeyValue::new(
+        push_attribute(
+            &mut attrs,
             semconv::URL_QUERY,
             redaction.redact_query(q).into_owned(),
-        ));
+        );
     }
     let scheme = req
         .uri
         .scheme_str()
         .or_else(|| value_str(forwarded_proto))
         .unwrap_or("http");
-    attrs.push(KeyValue::new(semconv::URL_SCHEME, static_or_owned(scheme)));
+    push_str_attribute(&mut attrs, semconv::URL_SCHEME, static_or_owned(scheme));
     let authority = req
         .uri
         .authority()
@@ -198,46 +212,36 @@ pub fn server_span(req: &ServerRequest<'_>, redaction: &QueryRedaction) -> SpanR
     if let Some(authority) = authority {
         push_server_address(authority, default_port(scheme), &mut attrs);
     }
-    let forwarded_for = value_str(forwarded_for)
-        .and_then(|v| v.split(',').next())
-        .map(str::trim)
-        .filter(|v| !v.is_empty());
-    // The peer's address, formatted once for both attributes that may hold it.
-    let peer_ip = req.peer.map(|peer| ip_value(peer.ip()));
-    match (forwarded_for, &peer_ip) {
-        (Some(client), _) => attrs.push(KeyValue::new(semconv::CLIENT_ADDRESS, client.to_owned())),
-        (None, Some(ip)) => attrs.push(KeyValue::new(semconv::CLIENT_ADDRESS, ip.clone())),
-        (None, None) => {}
+    if let Some(client) = client_address {
+        push_attribute(&mut attrs, semconv::CLIENT_ADDRESS, client);
     }
     if let (Some(peer), Some(ip)) = (req.peer, peer_ip) {
-        attrs.push(KeyValue::new(semconv::NETWORK_PEER_ADDRESS, ip));
-        attrs.push(KeyValue::new(
+        push_attribute(&mut attrs, semconv::NETWORK_PEER_ADDRESS, ip);
+        push_attribute(
+            &mut attrs,
             semconv::NETWORK_PEER_PORT,
             i64::from(peer.port()),
-        ));
+        );
     }
     if let Some(v) = protocol_version(req.version) {
-        attrs.push(KeyValue::new(semconv::NETWORK_PROTOCOL_VERSION, v));
+        push_attribute(&mut attrs, semconv::NETWORK_PROTOCOL_VERSION, v);
     }
     if let Some(ua) = value_str(user_agent) {
-        let ua = match intern(Kind::UserAgent, ua) {
-            Some(interned) => Value::from(interned),
-            None => Value::from(ua.to_owned()),
-        };
-        attrs.push(KeyValue::new(semconv::USER_AGENT_ORIGINAL, ua));
+        let ua = intern_or_copy(Kind::UserAgent, ua);
+        push_str_attribute(&mut attrs, semconv::USER_AGENT_ORIGINAL, ua);
     }
     // Route templates and the names made of them are few: interned (see `intern`).
     let name: Cow<'static, str> = match req.route {
         Some(route) => match intern(Kind::Name, route) {
             Some(interned) => {
-                attrs.push(KeyValue::new(semconv::HTTP_ROUTE, interned));
+                push_attribute(&mut attrs, semconv::HTTP_ROUTE, interned);
                 match intern_name(method, interned) {
                     Some(name) => Cow::Borrowed(name),
                     None => Cow::Owned(format!("{method} {route}")),
                 }
             }
             None => {
-                attrs.push(KeyValue::new(semconv::HTTP_ROUTE, route.to_owned()));
+                push_attribute(&mut attrs, semconv::HTTP_ROUTE, route.to_owned());
                 Cow::Owned(format!("{method} {route}"))
             }
         },
@@ -253,13 +257,17 @@ pub fn server_span(req: &ServerRequest<'_>, redaction: &QueryRedaction) -> SpanR
 /// The client span of an HTTP request: `{method}`, kind CLIENT, and `http.request.method`,
 /// `url.full` (credentials replaced by `REDACTED:REDACTED`, signed-URL query values by
 /// `REDACTED`), `server.address`, `server.port`.
+// Inlined into the layers (other crates), the recipe is built in their frame rather than
+// returned through memory and copied (BENCHMARKS, item 45).
+#[inline]
 pub fn client_span(method: &Method, uri: &Uri, redaction: &QueryRedaction) -> SpanRecipe {
     let mut attrs = stock::attributes(6);
     let name = method_attributes(method, &mut attrs);
-    attrs.push(KeyValue::new(
+    push_attribute(
+        &mut attrs,
         semconv::URL_FULL,
         redact_url_full(uri, redaction),
-    ));
+    );
     if let Some(authority) = uri.authority() {
         let default = uri.scheme_str().and_then(default_port);
         push_server_address(authority.as_str(), default, &mut attrs);
@@ -411,7 +419,7 @@ mod tests {
     }
 
     #[test]
-    fn ip_values_are_formatted_as_display_does() {
+    fn ip_texts_are_formatted_as_display_does() {
         use std::net::IpAddr;
         for ip in [
             "0.0.0.0",
@@ -424,7 +432,7 @@ mod tests {
             "::ffff:10.1.2.3",
         ] {
             let parsed: IpAddr = ip.parse().unwrap();
-            assert_eq!(ip_value(parsed).as_str(), parsed.to_string(), "{ip}");
+            assert_eq!(&*ip_text(parsed), parsed.to_string(), "{ip}");
         }
     }
 

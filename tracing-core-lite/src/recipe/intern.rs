@@ -16,6 +16,7 @@
 //! interned, and they are copied per span as they would be without this module. At most
 //! [`MAX_BYTES`] are ever kept.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard};
@@ -219,6 +220,14 @@ pub(crate) fn intern_name(method: &'static str, route: &'static str) -> Option<&
     let name = intern(Kind::Name, &format!("{method} {route}"))?;
     NAMES.with(|names| names[slot].set(Some((key, name))));
     Some(name)
+}
+
+/// The interned copy of `s` if it is or can be interned, else a copy of it.
+pub(crate) fn intern_or_copy(kind: Kind, s: &str) -> Cow<'static, str> {
+    match intern(kind, s) {
+        Some(interned) => Cow::Borrowed(interned),
+        None => Cow::Owned(s.to_owned()),
+    }
 }
 
 /// The interned copy of `s`, if it is or can be interned.

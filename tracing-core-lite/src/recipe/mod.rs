@@ -77,11 +77,12 @@ impl SpanRecipe {
     }
 }
 
-/// An IP address as an attribute value (`client.address`, `network.peer.address`): formatted
+/// An IP address's text for attributes (`client.address`, `network.peer.address`): formatted
 /// as `Display` does, but without `fmt` for IPv4 (the common case, where `Ipv4Addr`'s `Display`
 /// costs more than the rest of a span's attributes), and reference-counted, so that the
-/// attributes that hold the same address share one allocation.
-pub fn ip_value(ip: IpAddr) -> Value {
+/// attributes that hold the same address share one allocation (and a `Value` is made of it
+/// without a call).
+pub fn ip_text(ip: IpAddr) -> Arc<str> {
     thread_local! {
         // The last address formatted on this thread: a connection's requests, or all those
         // coming through a proxy or a sidecar, share the peer address.
@@ -93,20 +94,11 @@ pub fn ip_value(ip: IpAddr) -> Value {
         _ => None,
     });
     if let Some(text) = cached {
-        return Value::from(text);
+        return text;
     }
     let text = format_ip(ip);
     LAST.with(|last| *last.borrow_mut() = Some((ip, Arc::clone(&text))));
-    Value::from(text)
-}
-
-/// `server.address` (a host name or address) as an attribute value: interned, as a service
-/// answers to few names (see the `intern` module), else copied.
-pub fn host_value(host: &str) -> Value {
-    match intern::intern(intern::Kind::Host, host) {
-        Some(interned) => Value::from(interned),
-        None => Value::from(host.to_owned()),
-    }
+    text
 }
 
 /// The position of the last `byte` (ASCII) in `s`.
@@ -184,15 +176,66 @@ fn authority_parts(authority: &str) -> (Range<usize>, Option<u16>, bool) {
     (start..end, port, at.is_some())
 }
 
+/// Appends `key = value` to `attrs`: what `attrs.push(KeyValue::new(key, value))` does, in a
+/// form that lets the compiler write the pair in place.
+///
+/// Give it a `value` that becomes a [`Value`] without a call (a `&'static str`, an `i64`, an
+/// `Arc<str>`; for text that is most often `'static`, see [`push_str_attribute`]): a value
+/// converted by a call (a `String`) is returned through the stack and copied.
+///
+/// ```
+/// use opentelemetry::KeyValue;
+/// use tracing_core_lite::recipe::push_attribute;
+///
+/// let mut attrs = Vec::new();
+/// push_attribute(&mut attrs, "server.port", 8080_i64);
+/// assert_eq!(attrs, [KeyValue::new("server.port", 8080_i64)]);
+/// ```
+#[inline]
+pub fn push_attribute(attrs: &mut Vec<KeyValue>, key: &'static str, value: impl Into<Value>) {
+    // `push` builds the pair on the stack before its capacity check (a call where the vector
+    // grows) and copies it after, in 16-byte loads from the 8-byte stores that built it: x86
+    // processors cannot forward such a load, and each push waited for its stores to reach the
+    // cache (BENCHMARKS, item 45). Where the capacity is known to suffice, `push` has no call
+    // left, and the compiler (rustc 1.95, opentelemetry 0.33) stores the pair in the vector.
+    if attrs.len() < attrs.capacity() {
+        attrs.push(KeyValue::new(key, value));
+    } else {
+        grow_and_push(attrs, KeyValue::new(key, value));
+    }
+}
+
+/// [`push_attribute`]'s path for a full vector.
+#[cold]
+#[inline(never)]
+fn grow_and_push(attrs: &mut Vec<KeyValue>, attribute: KeyValue) {
+    attrs.push(attribute);
+}
+
+/// [`push_attribute`] for text that is most often `'static` (interned, or a literal): a
+/// `Cow` becomes a `Value` by a call, a `&'static str` without one, so the two are pushed
+/// apart.
+#[inline]
+pub(crate) fn push_str_attribute(
+    attrs: &mut Vec<KeyValue>,
+    key: &'static str,
+    text: Cow<'static, str>,
+) {
+    match text {
+        Cow::Borrowed(text) => push_attribute(attrs, key, text),
+        Cow::Owned(text) => push_attribute(attrs, key, text),
+    }
+}
+
 /// Adds `server.address` and `server.port` for an authority (`[userinfo@]host[:port]`, an IPv6
 /// host in brackets): the port it names, else `default_port`; nothing for an empty host.
 pub fn push_server_address(authority: &str, default_port: Option<u16>, attrs: &mut Vec<KeyValue>) {
     let Some((host, port)) = server_address(authority) else {
         return;
     };
-    attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, host));
+    push_str_attribute(attrs, semconv::SERVER_ADDRESS, host);
     if let Some(port) = port.or(default_port) {
-        attrs.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
+        push_attribute(attrs, semconv::SERVER_PORT, i64::from(port));
     }
 }
 
@@ -207,7 +250,7 @@ thread_local! {
 /// host. One of the two authorities most recently used on this thread (and interned) costs a
 /// comparison or two; another is split and, without userinfo (credentials are never kept),
 /// interned whole.
-fn server_address(authority: &str) -> Option<(Value, Option<u16>)> {
+fn server_address(authority: &str) -> Option<(Cow<'static, str>, Option<u16>)> {
     server_address_with(authority, |a| intern::intern(intern::Kind::Authority, a))
 }
 
@@ -215,9 +258,9 @@ fn server_address(authority: &str) -> Option<(Value, Option<u16>)> {
 fn server_address_with(
     authority: &str,
     intern: impl FnOnce(&str) -> Option<&'static str>,
-) -> Option<(Value, Option<u16>)> {
+) -> Option<(Cow<'static, str>, Option<u16>)> {
     if let Some((_, (host, port))) = RECENT_AUTHORITIES.with(|recent| recent.get(authority)) {
-        return Some((Value::from(host), port));
+        return Some((Cow::Borrowed(host), port));
     }
     let (host, port, userinfo) = authority_parts(authority);
     if host.is_empty() {
@@ -227,9 +270,12 @@ fn server_address_with(
         // The same bytes: the host is at the same place in the interned copy.
         let host = &interned[host];
         RECENT_AUTHORITIES.with(|recent| recent.put(interned, (host, port)));
-        return Some((Value::from(host), port));
+        return Some((Cow::Borrowed(host), port));
     }
-    Some((host_value(&authority[host]), port))
+    Some((
+        intern::intern_or_copy(intern::Kind::Host, &authority[host]),
+        port,
+    ))
 }
 
 fn format_ip(ip: IpAddr) -> Arc<str> {
@@ -317,6 +363,31 @@ impl SemconvStability {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attributes_are_pushed_in_order_with_room_and_without() {
+        for capacity in [0, 1, 2, 8] {
+            let mut attrs = Vec::with_capacity(capacity);
+            push_attribute(&mut attrs, "a", 1_i64);
+            push_str_attribute(&mut attrs, "b", Cow::Borrowed("static"));
+            push_str_attribute(&mut attrs, "c", Cow::Owned("owned".to_owned()));
+            push_attribute(&mut attrs, "d", Arc::<str>::from("shared"));
+            push_attribute(&mut attrs, "e", "literal");
+            push_attribute(&mut attrs, "f", String::from("string"));
+            assert_eq!(
+                attrs,
+                [
+                    KeyValue::new("a", 1_i64),
+                    KeyValue::new("b", "static"),
+                    KeyValue::new("c", "owned"),
+                    KeyValue::new("d", "shared"),
+                    KeyValue::new("e", "literal"),
+                    KeyValue::new("f", "string"),
+                ],
+                "capacity {capacity}"
+            );
+        }
+    }
 
     #[test]
     fn server_address_of_authorities() {
@@ -474,7 +545,7 @@ mod tests {
             };
             hits += usize::from(from_cache);
             let (host, port) = split_authority(authority);
-            let expected = (!host.is_empty()).then(|| (Value::from(host.to_owned()), port));
+            let expected = (!host.is_empty()).then(|| (Cow::<str>::Owned(host.to_owned()), port));
             assert_eq!(found, expected, "{authority:?}");
             let mut attrs = Vec::new();
             push_server_address(authority, Some(9), &mut attrs);
