@@ -180,8 +180,8 @@ fn authority_parts(authority: &str) -> (Range<usize>, Option<u16>, bool) {
 /// form that lets the compiler write the pair in place.
 ///
 /// Give it a `value` that becomes a [`Value`] without a call (a `&'static str`, an `i64`, an
-/// `Arc<str>`; for text that is most often `'static`, see [`push_str_attribute`]): a value
-/// converted by a call (a `String`) is returned through the stack and copied.
+/// `Arc<str>`): a value converted by a call (a `String`, a `Cow`) is returned through the stack
+/// and copied. A `Cow<'static, str>` is best matched and its two kinds pushed apart.
 ///
 /// ```
 /// use opentelemetry::KeyValue;
