@@ -147,4 +147,7 @@ pub use observer::{
 };
 #[cfg(feature = "reqwest")]
 pub use reqwest::ReqwestMiddleware;
-pub use server::{RequestBody, RequestView, ResponseBody, Sampling, ServerLayer, Trace};
+pub use server::{
+    CapturePayload, PassThrough, RequestBody, RequestBodyMode, RequestView, ResponseBody, Sampling,
+    ServerLayer, Trace,
+};

@@ -15,8 +15,10 @@ use common::{ChannelBody, TestServer, bounded, serve, tracing};
 use http::{HeaderMap, Request, Response, header};
 use http_body::Frame;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt};
 use opentelemetry::{Context, Value};
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData};
@@ -61,6 +63,10 @@ async fn current_context() -> String {
 }
 
 fn app(layer: ServerLayer, state: AppState) -> Router {
+    routes().layer(layer).with_state(state)
+}
+
+fn routes() -> Router<AppState> {
     Router::new()
         .route(
             "/orders/{id}",
@@ -113,8 +119,6 @@ fn app(layer: ServerLayer, state: AppState) -> Router {
                 "never"
             }),
         )
-        .layer(layer)
-        .with_state(state)
 }
 
 /// Layers with explicit propagators: without an installed pipeline, the global propagator is
@@ -439,13 +443,70 @@ async fn a_filtered_request_has_no_span_but_the_context_flows() {
     );
 }
 
+/// A hyper server without axum: the handler takes hyper's own `Request<Incoming>` (the layer
+/// hands the request on as it came) and sees the span as its current context.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hyper_service_receives_the_request_as_it_came() {
+    let (provider, spans) = tracing();
+    let service = ServiceBuilder::new()
+        .layer(server_layer(&provider))
+        .service(tower::service_fn(|req: Request<Incoming>| async move {
+            let seen = current_context().await;
+            let body = req.into_body().collect().await?.to_bytes();
+            let reply = format!("{seen} {}", String::from_utf8_lossy(&body));
+            Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::from(reply))))
+        }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.expect("accept");
+        hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service))
+            .await
+    });
+
+    let req = Request::post(format!("http://{addr}/upload"))
+        .body(Full::new(Bytes::from_static(b"the payload")))
+        .expect("valid");
+    let res = send(client_layer(&provider), hyper_client(), req).await;
+    assert_eq!(res.status(), 200);
+    let reply = body_string(res.into_body()).await;
+
+    let ended = spans
+        .wait_until("the server and client spans", |s| s.len() == 2)
+        .await;
+    let of_kind = |kind: SpanKind| {
+        ended
+            .iter()
+            .find(|s| s.span_kind == kind && s.name == "POST")
+            .unwrap_or_else(|| panic!("a {kind:?} span named POST in {ended:#?}"))
+    };
+    let (server_span, client_span) = (of_kind(SpanKind::Server), of_kind(SpanKind::Client));
+    assert_eq!(
+        server_span.parent_span_id,
+        client_span.span_context.span_id()
+    );
+    assert_eq!(
+        reply,
+        format!("{} true the payload", server_span.span_context.trace_id())
+    );
+    assert_eq!(
+        int_attr(server_span, "http.response.status_code"),
+        Some(200)
+    );
+    // Request payloads are not captured unless asked for.
+    assert_eq!(str_attr(server_span, "http.request.body.content"), None);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payload_capture_never_exceeds_its_cap() {
     let (provider, spans) = tracing();
     let layer = server_layer(&provider)
         .with_request_payload(PayloadCapture::up_to(1024))
         .with_response_payload(PayloadCapture::up_to(1024));
-    let (server, _) = start(layer).await;
+    let server = serve(routes().layer(layer).with_state(AppState::default())).await;
     let big = Bytes::from(vec![b'a'; 10 * 1024 * 1024]);
     let req = Request::post(server.url("/echo"))
         .header(header::CONTENT_TYPE, "text/plain")

@@ -1,5 +1,6 @@
 use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use http::{Extensions, HeaderMap, Method, Uri};
@@ -11,7 +12,7 @@ use tracing_core_lite::{Propagators, TracerSource};
 
 use tracing_core_lite::recipe::Side;
 
-use super::Trace;
+use super::{CapturePayload, PassThrough, Trace};
 use crate::future::ResponsePolicy;
 
 /// What a route extractor, a span namer, a sampling hook or an attribute hook sees of a
@@ -110,6 +111,8 @@ impl Default for Config {
 /// The server layer: every request becomes a SERVER span that continues the caller's trace.
 ///
 /// Built with `with_*` options, tower-http style; cheap to clone (the configuration is shared).
+/// The request body reaches the inner service as it came (`M` is [`PassThrough`]) unless
+/// [`with_request_payload`](ServerLayer::with_request_payload) turns payload capture on.
 ///
 /// ```
 /// use tower_trace::ServerLayer;
@@ -123,11 +126,12 @@ impl Default for Config {
 /// ```
 #[derive(Clone, Default)]
 #[must_use]
-pub struct ServerLayer {
+pub struct ServerLayer<M = PassThrough> {
     pub(crate) config: Arc<Config>,
+    mode: PhantomData<fn() -> M>,
 }
 
-impl fmt::Debug for ServerLayer {
+impl<M> fmt::Debug for ServerLayer<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerLayer")
             .field("tracer", &self.config.tracer)
@@ -145,7 +149,9 @@ impl ServerLayer {
     pub fn new() -> Self {
         ServerLayer::default()
     }
+}
 
+impl<M> ServerLayer<M> {
     common_options!();
 
     /// Traces only the requests `filter` accepts. A filtered-out request has no span, but its
@@ -166,8 +172,32 @@ impl ServerLayer {
     /// Records up to `max_bytes` of each request body as the `http.request.body.content`
     /// attribute (text and JSON as text, anything else as size and hex), keeping no more than
     /// that in memory. Off by default.
-    pub fn with_request_payload(self, capture: PayloadCapture) -> Self {
-        self.update(|c| c.request_payload = capture)
+    ///
+    /// The inner service then receives the request body wrapped in a
+    /// [`RequestBody`](super::RequestBody), which sees the bytes as they are read; without
+    /// this option it receives the body untouched.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::{BodyExt, Full};
+    /// use tower::{ServiceBuilder, service_fn};
+    /// use tracing_core_lite::capture::PayloadCapture;
+    ///
+    /// let service = ServiceBuilder::new()
+    ///     .layer(tower_trace::ServerLayer::new().with_request_payload(PayloadCapture::up_to(1024)))
+    ///     .service(service_fn(|req: Request<tower_trace::RequestBody<Full<Bytes>>>| async {
+    ///         let body = req.into_body().collect().await?.to_bytes();
+    ///         Ok::<_, Infallible>(Response::new(Full::new(body)))
+    ///     }));
+    /// # let _ = service;
+    /// ```
+    pub fn with_request_payload(self, capture: PayloadCapture) -> ServerLayer<CapturePayload> {
+        ServerLayer {
+            config: self.update(|c| c.request_payload = capture).config,
+            mode: PhantomData,
+        }
     }
 
     /// How to find the route template (`/orders/{id}`) of a request, for the span name and
@@ -216,13 +246,14 @@ impl ServerLayer {
     }
 }
 
-impl<S> Layer<S> for ServerLayer {
-    type Service = Trace<S>;
+impl<S, M> Layer<S> for ServerLayer<M> {
+    type Service = Trace<S, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
         Trace {
             inner,
             config: Arc::clone(&self.config),
+            mode: PhantomData,
         }
     }
 }

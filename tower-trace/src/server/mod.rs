@@ -9,7 +9,9 @@
 //! 3. makes that context current while the inner service runs, and puts it in the request
 //!    extensions as an [`opentelemetry::Context`], so handlers, `tracing` code and the client
 //!    layers nest under it;
-//! 4. records the response status (5xx is an error, 4xx is not) and ends the span when the
+//! 4. hands the request to the inner service as it came (its body untouched, unless
+//!    [`ServerLayer::with_request_payload`] captures it);
+//! 5. records the response status (5xx is an error, 4xx is not) and ends the span when the
 //!    response body has been sent, has failed, or has been dropped early (then `error.type`
 //!    says `body_dropped`), never when only the headers are ready.
 //!
@@ -22,7 +24,7 @@
 //!
 //! let service = ServiceBuilder::new()
 //!     .layer(tower_trace::ServerLayer::new())
-//!     .service(service_fn(|_req: Request<tower_trace::RequestBody<Full<Bytes>>>| async {
+//!     .service(service_fn(|_req: Request<Full<Bytes>>| async {
 //!         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("hello"))))
 //!     }));
 //! # let _ = service;
@@ -31,6 +33,7 @@
 mod layer;
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
@@ -52,22 +55,76 @@ use crate::future::{ResponseFuture, ResponsePolicy};
 use crate::observer::{Capture, RequestObserver, ResponseObserver};
 use layer::Config;
 
-/// The request body the inner service of a [`Trace`] receives: the original body, observed
-/// for payload capture when that is on.
+/// The request body the inner service of a [`Trace`] receives when request payloads are
+/// captured ([`ServerLayer::with_request_payload`]): the original body, observed as it is read.
 pub type RequestBody<B> = TracedBody<B, RequestObserver>;
 
 /// The response body a [`Trace`] returns: the inner service's body, which ends the span when
 /// it ends.
 pub type ResponseBody<B> = TracedBody<B, ResponseObserver>;
 
-/// The service of [`ServerLayer`].
-#[derive(Clone)]
-pub struct Trace<S> {
-    inner: S,
-    config: Arc<Config>,
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::PassThrough {}
+    impl Sealed for super::CapturePayload {}
 }
 
-impl<S: fmt::Debug> fmt::Debug for Trace<S> {
+/// How a [`Trace`] hands the request body to its inner service: [`PassThrough`] (the default)
+/// or [`CapturePayload`] (after [`ServerLayer::with_request_payload`]). Sealed.
+pub trait RequestBodyMode: sealed::Sealed {
+    /// The body the inner service receives for a request body `B`.
+    type Body<B: Body>;
+
+    /// The request for the inner service; `observer` (the payload capture, if any) sees its
+    /// body as it is read.
+    fn request<B: Body>(
+        req: Request<B>,
+        observer: Option<RequestObserver>,
+    ) -> Request<Self::Body<B>>;
+}
+
+/// The request reaches the inner service as it came, body untouched (no request payload
+/// capture). The default mode of [`ServerLayer`] and [`Trace`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PassThrough;
+
+impl RequestBodyMode for PassThrough {
+    type Body<B: Body> = B;
+
+    #[inline]
+    fn request<B: Body>(req: Request<B>, observer: Option<RequestObserver>) -> Request<B> {
+        // Only `CapturePayload` layers capture request payloads: there is nothing to drop.
+        debug_assert!(observer.is_none());
+        req
+    }
+}
+
+/// The request body reaches the inner service as a [`RequestBody`], which captures its
+/// payload ([`ServerLayer::with_request_payload`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CapturePayload;
+
+impl RequestBodyMode for CapturePayload {
+    type Body<B: Body> = RequestBody<B>;
+
+    fn request<B: Body>(
+        req: Request<B>,
+        observer: Option<RequestObserver>,
+    ) -> Request<RequestBody<B>> {
+        req.map(|body| TracedBody::new(body, observer))
+    }
+}
+
+/// The service of [`ServerLayer`]; `M` ([`PassThrough`] or [`CapturePayload`]) says what its
+/// inner service receives as the request body.
+#[derive(Clone)]
+pub struct Trace<S, M = PassThrough> {
+    inner: S,
+    config: Arc<Config>,
+    mode: PhantomData<fn() -> M>,
+}
+
+impl<S: fmt::Debug, M> fmt::Debug for Trace<S, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Trace")
             .field("inner", &self.inner)
@@ -80,7 +137,9 @@ impl<S> Trace<S> {
     pub fn new(inner: S) -> Self {
         tower::Layer::layer(&ServerLayer::new(), inner)
     }
+}
 
+impl<S, M> Trace<S, M> {
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -97,9 +156,10 @@ fn peer_addr(extensions: &http::Extensions) -> Option<SocketAddr> {
     extensions.get::<SocketAddr>().copied()
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Trace<S>
+impl<S, M, ReqBody, ResBody> Service<Request<ReqBody>> for Trace<S, M>
 where
-    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
+    M: RequestBodyMode,
+    S: Service<Request<M::Body<ReqBody>>, Response = Response<ResBody>>,
     S::Error: fmt::Display,
     ReqBody: Body,
     ResBody: Body,
@@ -193,7 +253,7 @@ where
     }
 }
 
-impl<S> Trace<S> {
+impl<S, M: RequestBodyMode> Trace<S, M> {
     /// Calls the inner service with `cx` current and in the request extensions, the request
     /// body observed by `observer`; the future records the response per `response`.
     fn call_with<ReqBody, ResBody>(
@@ -205,9 +265,9 @@ impl<S> Trace<S> {
     ) -> ResponseFuture<S::Future, ResBody>
     where
         ReqBody: Body,
-        S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
+        S: Service<Request<M::Body<ReqBody>>, Response = Response<ResBody>>,
     {
-        let mut req = req.map(|body| TracedBody::new(body, observer));
+        let mut req = M::request(req, observer);
         req.extensions_mut().insert(cx.clone());
         let future = {
             let _current = cx.clone().attach();
