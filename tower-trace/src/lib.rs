@@ -148,6 +148,6 @@ pub use observer::{
 #[cfg(feature = "reqwest")]
 pub use reqwest::ReqwestMiddleware;
 pub use server::{
-    CapturePayload, PassThrough, RequestBody, RequestBodyMode, RequestView, ResponseBody, Sampling,
-    ServerLayer, Trace,
+    CaptureRequestBody, PassRequestBody, RequestBody, RequestBodyMode, RequestView, ResponseBody,
+    Sampling, ServerLayer, Trace,
 };

@@ -12,7 +12,7 @@ use tracing_core_lite::{Propagators, TracerSource};
 
 use tracing_core_lite::recipe::Side;
 
-use super::{CapturePayload, PassThrough, Trace};
+use super::{CaptureRequestBody, PassRequestBody, Trace};
 use crate::future::ResponsePolicy;
 
 /// What a route extractor, a span namer, a sampling hook or an attribute hook sees of a
@@ -111,8 +111,8 @@ impl Default for Config {
 /// The server layer: every request becomes a SERVER span that continues the caller's trace.
 ///
 /// Built with `with_*` options, tower-http style; cheap to clone (the configuration is shared).
-/// The request body reaches the inner service as it came (`M` is [`PassThrough`]) unless
-/// [`with_request_payload`](ServerLayer::with_request_payload) turns payload capture on.
+/// The inner service receives the request body untouched (`M` is [`PassRequestBody`]) unless
+/// [`with_request_payload`](ServerLayer::with_request_payload) captures it.
 ///
 /// ```
 /// use tower_trace::ServerLayer;
@@ -124,11 +124,28 @@ impl Default for Config {
 ///     .with_route(|req| Some(req.uri.path().split('/').take(2).collect::<Vec<_>>().join("/").into()));
 /// # let _ = layer;
 /// ```
-#[derive(Clone, Default)]
 #[must_use]
-pub struct ServerLayer<M = PassThrough> {
-    pub(crate) config: Arc<Config>,
+pub struct ServerLayer<M = PassRequestBody> {
+    config: Arc<Config>,
     mode: PhantomData<fn() -> M>,
+}
+
+impl Default for ServerLayer {
+    fn default() -> Self {
+        ServerLayer {
+            config: Arc::default(),
+            mode: PhantomData,
+        }
+    }
+}
+
+impl<M> Clone for ServerLayer<M> {
+    fn clone(&self) -> Self {
+        ServerLayer {
+            config: Arc::clone(&self.config),
+            mode: PhantomData,
+        }
+    }
 }
 
 impl<M> fmt::Debug for ServerLayer<M> {
@@ -169,13 +186,16 @@ impl<M> ServerLayer<M> {
         })
     }
 
-    /// Records up to `max_bytes` of each request body as the `http.request.body.content`
-    /// attribute (text and JSON as text, anything else as size and hex), keeping no more than
-    /// that in memory. Off by default.
+    /// Records up to `capture`'s limit of each traced request's body as the
+    /// `http.request.body.content` attribute, and its size as `http.request.body.size` (text
+    /// and JSON as text, anything else as size and hex), keeping no more than that in memory.
+    /// Off by default.
     ///
-    /// The inner service then receives the request body wrapped in a
-    /// [`RequestBody`](super::RequestBody), which sees the bytes as they are read; without
-    /// this option it receives the body untouched.
+    /// The layer's type changes with it: the inner service of a
+    /// `ServerLayer<CaptureRequestBody>` receives the request body wrapped in a
+    /// [`RequestBody`](super::RequestBody), which sees the bytes as they are read (even with
+    /// [`PayloadCapture::off`], which captures nothing); without this option the inner service
+    /// receives the body untouched.
     ///
     /// ```
     /// use std::convert::Infallible;
@@ -193,7 +213,7 @@ impl<M> ServerLayer<M> {
     ///     }));
     /// # let _ = service;
     /// ```
-    pub fn with_request_payload(self, capture: PayloadCapture) -> ServerLayer<CapturePayload> {
+    pub fn with_request_payload(self, capture: PayloadCapture) -> ServerLayer<CaptureRequestBody> {
         ServerLayer {
             config: self.update(|c| c.request_payload = capture).config,
             mode: PhantomData,

@@ -9,8 +9,8 @@
 //! 3. makes that context current while the inner service runs, and puts it in the request
 //!    extensions as an [`opentelemetry::Context`], so handlers, `tracing` code and the client
 //!    layers nest under it;
-//! 4. hands the request to the inner service as it came (its body untouched, unless
-//!    [`ServerLayer::with_request_payload`] captures it);
+//! 4. hands the request on to the inner service, its body untouched unless
+//!    [`ServerLayer::with_request_payload`] captures it;
 //! 5. records the response status (5xx is an error, 4xx is not) and ends the span when the
 //!    response body has been sent, has failed, or has been dropped early (then `error.type`
 //!    says `body_dropped`), never when only the headers are ready.
@@ -56,7 +56,8 @@ use crate::observer::{Capture, RequestObserver, ResponseObserver};
 use layer::Config;
 
 /// The request body the inner service of a [`Trace`] receives when request payloads are
-/// captured ([`ServerLayer::with_request_payload`]): the original body, observed as it is read.
+/// captured ([`ServerLayer::with_request_payload`]): the original body, observed as it is read
+/// when the request is traced.
 pub type RequestBody<B> = TracedBody<B, RequestObserver>;
 
 /// The response body a [`Trace`] returns: the inner service's body, which ends the span when
@@ -64,50 +65,63 @@ pub type RequestBody<B> = TracedBody<B, RequestObserver>;
 pub type ResponseBody<B> = TracedBody<B, ResponseObserver>;
 
 mod sealed {
-    pub trait Sealed {}
-    impl Sealed for super::PassThrough {}
-    impl Sealed for super::CapturePayload {}
+    use super::{Body, Request, RequestBodyMode, RequestObserver};
+
+    /// What the modes do, out of reach of other crates (who can neither implement a mode nor
+    /// call these).
+    pub trait Sealed {
+        /// Whether the layer captures request payloads (and so builds an observer at all).
+        const CAPTURES: bool;
+
+        /// The request for the inner service; `observer`, if any, sees its body as it is read.
+        fn wrap_request<B: Body>(
+            req: Request<B>,
+            observer: Option<RequestObserver>,
+        ) -> Request<Self::InnerBody<B>>
+        where
+            Self: RequestBodyMode;
+    }
 }
 
-/// How a [`Trace`] hands the request body to its inner service: [`PassThrough`] (the default)
-/// or [`CapturePayload`] (after [`ServerLayer::with_request_payload`]). Sealed.
+/// What the inner service of a [`Trace`] receives as the request body:
+/// [`PassRequestBody`] (the default) or [`CaptureRequestBody`] (after
+/// [`ServerLayer::with_request_payload`]). Sealed: these two are the only modes.
 pub trait RequestBodyMode: sealed::Sealed {
     /// The body the inner service receives for a request body `B`.
-    type Body<B: Body>;
-
-    /// The request for the inner service; `observer` (the payload capture, if any) sees its
-    /// body as it is read.
-    fn request<B: Body>(
-        req: Request<B>,
-        observer: Option<RequestObserver>,
-    ) -> Request<Self::Body<B>>;
+    type InnerBody<B: Body>;
 }
 
-/// The request reaches the inner service as it came, body untouched (no request payload
-/// capture). The default mode of [`ServerLayer`] and [`Trace`].
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PassThrough;
+/// The inner service receives the request with its body untouched: no request payload
+/// capture. The default mode of [`ServerLayer`] and [`Trace`].
+#[derive(Clone, Copy, Debug)]
+pub struct PassRequestBody;
 
-impl RequestBodyMode for PassThrough {
-    type Body<B: Body> = B;
+impl RequestBodyMode for PassRequestBody {
+    type InnerBody<B: Body> = B;
+}
+
+impl sealed::Sealed for PassRequestBody {
+    const CAPTURES: bool = false;
 
     #[inline]
-    fn request<B: Body>(req: Request<B>, observer: Option<RequestObserver>) -> Request<B> {
-        // Only `CapturePayload` layers capture request payloads: there is nothing to drop.
-        debug_assert!(observer.is_none());
+    fn wrap_request<B: Body>(req: Request<B>, _: Option<RequestObserver>) -> Request<B> {
         req
     }
 }
 
-/// The request body reaches the inner service as a [`RequestBody`], which captures its
-/// payload ([`ServerLayer::with_request_payload`]).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct CapturePayload;
+/// The inner service receives the request body as a [`RequestBody`], which captures its
+/// payload when the request is traced ([`ServerLayer::with_request_payload`]).
+#[derive(Clone, Copy, Debug)]
+pub struct CaptureRequestBody;
 
-impl RequestBodyMode for CapturePayload {
-    type Body<B: Body> = RequestBody<B>;
+impl RequestBodyMode for CaptureRequestBody {
+    type InnerBody<B: Body> = RequestBody<B>;
+}
 
-    fn request<B: Body>(
+impl sealed::Sealed for CaptureRequestBody {
+    const CAPTURES: bool = true;
+
+    fn wrap_request<B: Body>(
         req: Request<B>,
         observer: Option<RequestObserver>,
     ) -> Request<RequestBody<B>> {
@@ -115,13 +129,22 @@ impl RequestBodyMode for CapturePayload {
     }
 }
 
-/// The service of [`ServerLayer`]; `M` ([`PassThrough`] or [`CapturePayload`]) says what its
-/// inner service receives as the request body.
-#[derive(Clone)]
-pub struct Trace<S, M = PassThrough> {
+/// The service of [`ServerLayer`]; `M` ([`PassRequestBody`] or [`CaptureRequestBody`]) says
+/// what its inner service receives as the request body.
+pub struct Trace<S, M = PassRequestBody> {
     inner: S,
     config: Arc<Config>,
     mode: PhantomData<fn() -> M>,
+}
+
+impl<S: Clone, M> Clone for Trace<S, M> {
+    fn clone(&self) -> Self {
+        Trace {
+            inner: self.inner.clone(),
+            config: Arc::clone(&self.config),
+            mode: PhantomData,
+        }
+    }
 }
 
 impl<S: fmt::Debug, M> fmt::Debug for Trace<S, M> {
@@ -159,7 +182,7 @@ fn peer_addr(extensions: &http::Extensions) -> Option<SocketAddr> {
 impl<S, M, ReqBody, ResBody> Service<Request<ReqBody>> for Trace<S, M>
 where
     M: RequestBodyMode,
-    S: Service<Request<M::Body<ReqBody>>, Response = Response<ResBody>>,
+    S: Service<Request<M::InnerBody<ReqBody>>, Response = Response<ResBody>>,
     S::Error: fmt::Display,
     ReqBody: Body,
     ResBody: Body,
@@ -241,13 +264,17 @@ where
             return self.call_with(req, cx, None, None);
         }
 
-        let observer = config
-            .request_payload
-            .buffer()
-            .map(|buffer| RequestObserver {
-                cx: cx.clone(),
-                capture: Capture::new(buffer, req.headers()),
-            });
+        let observer = if M::CAPTURES {
+            config
+                .request_payload
+                .buffer()
+                .map(|buffer| RequestObserver {
+                    cx: cx.clone(),
+                    capture: Capture::new(buffer, req.headers()),
+                })
+        } else {
+            None
+        };
         let response = Some(Arc::clone(&config.response));
         self.call_with(req, cx, observer, response)
     }
@@ -265,9 +292,9 @@ impl<S, M: RequestBodyMode> Trace<S, M> {
     ) -> ResponseFuture<S::Future, ResBody>
     where
         ReqBody: Body,
-        S: Service<Request<M::Body<ReqBody>>, Response = Response<ResBody>>,
+        S: Service<Request<M::InnerBody<ReqBody>>, Response = Response<ResBody>>,
     {
-        let mut req = M::request(req, observer);
+        let mut req = M::wrap_request(req, observer);
         req.extensions_mut().insert(cx.clone());
         let future = {
             let _current = cx.clone().attach();
