@@ -50,6 +50,8 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 const ALLOC_REQUESTS: u64 = 20_000;
 
 const ROUTE: &str = "/orders/{id}";
+/// A route without parameters (the `ours_sampled_fixed_route` variant).
+const FIXED_ROUTE: &str = "/orders/recent";
 const PEER: ([u8; 4], u16) = ([10, 1, 2, 3], 50_123);
 
 fn peer() -> SocketAddr {
@@ -125,8 +127,13 @@ impl Service<Request<tonic::body::Body>> for GrpcOk {
 /// An HTTP request as a server sees it: route `/orders/{id}`, `Host`, `User-Agent`, the
 /// caller's `traceparent`, the peer address.
 fn http_server_request(traceparent: &'static str) -> Request<Empty<Bytes>> {
+    http_server_request_at("/orders/42", traceparent)
+}
+
+/// [`http_server_request`] for `path`.
+fn http_server_request_at(path: &'static str, traceparent: &'static str) -> Request<Empty<Bytes>> {
     let mut req = Request::new(Empty::new());
-    *req.uri_mut() = Uri::from_static("/orders/42");
+    *req.uri_mut() = Uri::from_static(path);
     *req.version_mut() = Version::HTTP_11;
     let headers = req.headers_mut();
     headers.insert(HOST, HeaderValue::from_static("shop.example:8080"));
@@ -723,6 +730,17 @@ fn http_server(
     });
     b.run(G, "ours_unsampled", Global::Ours, None, || {
         call(&mut svc, http_server_request(TRACEPARENT_UNSAMPLED))
+    });
+    // A route without parameters, whose text is the path's.
+    let mut fixed = tower_trace::ServerLayer::new()
+        .with_tracer_source(ours.tracer_source())
+        .with_route(|_| Some(Cow::Borrowed(FIXED_ROUTE)))
+        .layer(Ok200);
+    b.run(G, "ours_sampled_fixed_route", Global::Ours, ours_x, || {
+        call(
+            &mut fixed,
+            http_server_request_at(FIXED_ROUTE, TRACEPARENT_SAMPLED),
+        )
     });
 
     // The defaults: the global provider (ours, as `Pipeline::install` sets it) and propagator.

@@ -177,9 +177,15 @@ pub fn server_span(req: &ServerRequest<'_>, redaction: &QueryRedaction) -> SpanR
             &X_FORWARDED_PROTO,
         ],
     );
-    // Copies of the request's text as `Arc<str>` (one allocation, as a `String`'s), which
-    // becomes a `Value` without a call (see `push_attribute`).
-    let path = Arc::<str>::from(req.uri.path());
+    // Route templates and the names made of them are few: interned (see `intern`).
+    let route = req.route.map(|route| (route, intern(Kind::Name, route)));
+    // A route without parameters (`/health`) is its own path: its interned text is `url.path`
+    // too. Any other path is copied as an `Arc<str>` (one allocation, as a `String`'s), which
+    // becomes a `Value` without a call (see `push_attribute`), as the forwarded address does.
+    let path = match route {
+        Some((_, Some(interned))) if interned == req.uri.path() => UrlPath::Route(interned),
+        _ => UrlPath::Copied(Arc::from(req.uri.path())),
+    };
     // The peer's address, formatted once for both attributes that may hold it.
     let peer_ip = req.peer.map(|peer| ip_text(peer.ip()));
     let client_address = value_str(forwarded_for)
@@ -190,7 +196,10 @@ pub fn server_span(req: &ServerRequest<'_>, redaction: &QueryRedaction) -> SpanR
         .or_else(|| peer_ip.clone());
     let mut attrs = stock::attributes(14);
     let method = method_attributes(req.method, &mut attrs);
-    push_attribute(&mut attrs, semconv::URL_PATH, path);
+    match path {
+        UrlPath::Route(route) => push_attribute(&mut attrs, semconv::URL_PATH, route),
+        UrlPath::Copied(path) => push_attribute(&mut attrs, semconv::URL_PATH, path),
+    }
     if let Some(q) = req.uri.query() {
         push_attribute(
             &mut attrs,
@@ -230,21 +239,18 @@ pub fn server_span(req: &ServerRequest<'_>, redaction: &QueryRedaction) -> SpanR
         let ua = intern_or_copy(Kind::UserAgent, ua);
         push_str_attribute(&mut attrs, semconv::USER_AGENT_ORIGINAL, ua);
     }
-    // Route templates and the names made of them are few: interned (see `intern`).
-    let name: Cow<'static, str> = match req.route {
-        Some(route) => match intern(Kind::Name, route) {
-            Some(interned) => {
-                push_attribute(&mut attrs, semconv::HTTP_ROUTE, interned);
-                match intern_name(method, interned) {
-                    Some(name) => Cow::Borrowed(name),
-                    None => Cow::Owned(format!("{method} {route}")),
-                }
+    let name: Cow<'static, str> = match route {
+        Some((_, Some(interned))) => {
+            push_attribute(&mut attrs, semconv::HTTP_ROUTE, interned);
+            match intern_name(method, interned) {
+                Some(name) => Cow::Borrowed(name),
+                None => Cow::Owned(format!("{method} {interned}")),
             }
-            None => {
-                push_attribute(&mut attrs, semconv::HTTP_ROUTE, route.to_owned());
-                Cow::Owned(format!("{method} {route}"))
-            }
-        },
+        }
+        Some((route, None)) => {
+            push_attribute(&mut attrs, semconv::HTTP_ROUTE, route.to_owned());
+            Cow::Owned(format!("{method} {route}"))
+        }
         None => Cow::Borrowed(method),
     };
     SpanRecipe {
@@ -252,6 +258,12 @@ pub fn server_span(req: &ServerRequest<'_>, redaction: &QueryRedaction) -> SpanR
         kind: Side::Server.span_kind(),
         attributes: attrs,
     }
+}
+
+/// The text of `url.path`: its route's, or a copy of the request's (see [`server_span`]).
+enum UrlPath {
+    Route(&'static str),
+    Copied(Arc<str>),
 }
 
 /// The client span of an HTTP request: `{method}`, kind CLIENT, and `http.request.method`,
@@ -379,6 +391,38 @@ mod tests {
         assert_eq!(s(&r, "network.protocol.version").as_deref(), Some("1.1"));
         assert_eq!(s(&r, "user_agent.original").as_deref(), Some("curl/8"));
         assert_eq!(s(&r, "http.route").as_deref(), Some("/orders/{id}"));
+    }
+
+    #[test]
+    fn a_route_without_parameters_is_its_own_path() {
+        let too_long = format!("/{}", "a".repeat(super::super::intern::MAX_LEN));
+        for (route, path) in [
+            ("/health", "/health"),
+            ("/orders/{id}", "/orders/7"),
+            ("/health", "/health/"),
+            ("/Health", "/health"),
+            (&too_long, &too_long),
+        ] {
+            let req = http::Request::get(path).body(()).unwrap();
+            let r = server_span(
+                &ServerRequest::new(&req).with_route(Some(route)),
+                &QueryRedaction::default(),
+            );
+            assert_eq!(s(&r, "url.path").as_deref(), Some(path));
+            assert_eq!(s(&r, "http.route").as_deref(), Some(route));
+            assert_eq!(r.name, format!("GET {route}"));
+            // One text for both, not a copy, exactly when the route is the path and interned
+            // (the interning table takes no text that long).
+            let text = |key| match attr(&r, key).map(Value::as_str) {
+                Some(Cow::Borrowed(text)) => text.as_ptr(),
+                _ => std::ptr::null(),
+            };
+            assert_eq!(
+                text("url.path") == text("http.route"),
+                route == path && route != too_long,
+                "{route} {path}"
+            );
+        }
     }
 
     #[test]

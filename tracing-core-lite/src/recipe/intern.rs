@@ -55,7 +55,7 @@ const KINDS: usize = match Kind::UserAgent {
 };
 
 /// The longest string interned.
-const MAX_LEN: usize = 256;
+pub(super) const MAX_LEN: usize = 256;
 /// The most bytes ever interned, all kinds together.
 pub(crate) const MAX_BYTES: usize = 1 << 20;
 /// Entries of the per-thread cache: two-way set-associative by hash, so that two strings
