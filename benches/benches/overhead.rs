@@ -50,7 +50,7 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 const ALLOC_REQUESTS: u64 = 20_000;
 
 const ROUTE: &str = "/orders/{id}";
-/// A route without parameters (the `ours_sampled_fixed_route` variant).
+/// A route without parameters (the `ours_fixed_route_sampled` variant).
 const FIXED_ROUTE: &str = "/orders/recent";
 const PEER: ([u8; 4], u16) = ([10, 1, 2, 3], 50_123);
 
@@ -736,7 +736,7 @@ fn http_server(
         .with_tracer_source(ours.tracer_source())
         .with_route(|_| Some(Cow::Borrowed(FIXED_ROUTE)))
         .layer(Ok200);
-    b.run(G, "ours_sampled_fixed_route", Global::Ours, ours_x, || {
+    b.run(G, "ours_fixed_route_sampled", Global::Ours, ours_x, || {
         call(
             &mut fixed,
             http_server_request_at(FIXED_ROUTE, TRACEPARENT_SAMPLED),

@@ -187,15 +187,15 @@ impl<M> ServerLayer<M> {
     }
 
     /// Records up to `capture`'s limit of each traced request's body as the
-    /// `http.request.body.content` attribute, and its size as `http.request.body.size` (text
-    /// and JSON as text, anything else as size and hex), keeping no more than that in memory.
-    /// Off by default.
+    /// `http.request.body.content` attribute (text and JSON as text, anything else as size and
+    /// hex), and its size as `http.request.body.size`, keeping no more than the limit in
+    /// memory. Off by default.
     ///
     /// The layer's type changes with it: the inner service of a
     /// `ServerLayer<CaptureRequestBody>` receives the request body wrapped in a
-    /// [`RequestBody`](super::RequestBody), which sees the bytes as they are read (even with
-    /// [`PayloadCapture::off`], which captures nothing); without this option the inner service
-    /// receives the body untouched.
+    /// [`RequestBody`](super::RequestBody) (even with [`PayloadCapture::off`], which then
+    /// captures nothing), which sees the bytes as they are read when the request is traced;
+    /// without this option the inner service receives the body untouched.
     ///
     /// ```
     /// use std::convert::Infallible;

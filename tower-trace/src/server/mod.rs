@@ -67,8 +67,9 @@ pub type ResponseBody<B> = TracedBody<B, ResponseObserver>;
 mod sealed {
     use super::{Body, Request, RequestBodyMode, RequestObserver};
 
-    /// What the modes do, out of reach of other crates (who can neither implement a mode nor
-    /// call these).
+    /// What the modes do. Other crates cannot implement a mode, and these items are not part
+    /// of the API (an observer cannot be made outside this crate: they could only pass
+    /// `None`).
     pub trait Sealed {
         /// Whether the layer captures request payloads (and so builds an observer at all).
         const CAPTURES: bool;

@@ -179,9 +179,10 @@ pub fn server_span(req: &ServerRequest<'_>, redaction: &QueryRedaction) -> SpanR
     );
     // Route templates and the names made of them are few: interned (see `intern`).
     let route = req.route.map(|route| (route, intern(Kind::Name, route)));
-    // A route without parameters (`/health`) is its own path: its interned text is `url.path`
-    // too. Any other path is copied as an `Arc<str>` (one allocation, as a `String`'s), which
-    // becomes a `Value` without a call (see `push_attribute`), as the forwarded address does.
+    // A path equal to its route's text (a route without parameters: `/health`) reuses the
+    // route's interned text for `url.path`. Any other path is copied as an `Arc<str>` (one
+    // allocation, as a `String`'s), which becomes a `Value` without a call (see
+    // `push_attribute`), as the forwarded address does.
     let path = match route {
         Some((_, Some(interned))) if interned == req.uri.path() => UrlPath::Route(interned),
         _ => UrlPath::Copied(Arc::from(req.uri.path())),
