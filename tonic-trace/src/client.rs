@@ -23,13 +23,13 @@
 //! ```
 
 use std::fmt;
+use std::mem;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use http::{Request, Response};
 use http_body::Body;
 use opentelemetry::Context;
-use opentelemetry::trace::TraceContextExt;
 use tower::{Layer, Service};
 use tower_trace::body::TracedBody;
 use tracing_core_lite::Parent;
@@ -140,34 +140,29 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<tonic::body::Body>) -> Self::Future {
+    fn call(&mut self, mut req: Request<tonic::body::Body>) -> Self::Future {
         let config = &self.config;
         let settings = &config.settings;
-        let (mut parts, body) = req.into_parts();
-        let parent = parts
-            .extensions
+        let parent = req
+            .extensions()
             .get::<Context>()
             .cloned()
             .unwrap_or_else(Context::current);
         if config.tracer.is_parent_based() && is_unsampled(&parent) {
             // The parent is not sampled and the sampler follows it: no span, the trace goes on.
             let cx = unsampled_context(&parent);
-            inject_headers(config.propagators.as_ref(), &cx, &mut parts.headers);
-            let future = {
-                let _current = cx.clone().attach();
-                self.inner.call(Request::from_parts(parts, body))
-            };
-            return ResponseFuture::new(future, cx, None);
+            inject_headers(config.propagators.as_ref(), &cx, req.headers_mut());
+            return self.call_with(req, cx, None);
         }
         // The method of a generated client, which is the request path (then not copied).
-        let method = parts
-            .extensions
+        let method = req
+            .extensions()
             .get::<tonic::GrpcMethod<'static>>()
-            .filter(|m| !is_method_path(parts.uri.path(), m))
+            .filter(|m| !is_method_path(req.uri().path(), m))
             .map(|m| format!("/{}/{}", m.service(), m.method()));
-        let path = method.as_deref().unwrap_or(parts.uri.path());
+        let path = method.as_deref().unwrap_or(req.uri().path());
         let mut recipe = call_recipe(Side::Client, path, settings.stability);
-        match (parts.uri.authority(), config.target.as_deref()) {
+        match (req.uri().authority(), config.target.as_deref()) {
             (Some(authority), _) => authority_attributes(authority, &mut recipe.attributes),
             // The layer's target came from a `Uri`: a valid authority, not parsed again.
             (None, Some(target)) => push_server_address(target, None, &mut recipe.attributes),
@@ -177,43 +172,55 @@ where
             recipe.attributes.extend(
                 settings
                     .metadata
-                    .attributes(Direction::Request, &parts.headers),
+                    .attributes(Direction::Request, req.headers()),
             );
         }
-        let cx = config
-            .tracer
-            .start_recipe(recipe, Vec::new(), Parent::context(parent));
-        inject_headers(config.propagators.as_ref(), &cx, &mut parts.headers);
-        if !cx.span().is_recording() {
+        let (cx, recording) =
+            config
+                .tracer
+                .start_recipe(recipe, Vec::new(), Parent::context(parent));
+        // What the response needs, read before the headers are lent for the injection.
+        let pending = recording.then(|| Pending {
+            settings: Arc::clone(settings),
+            path: settings.payload_path(path),
+            deadline: deadline_of(req.headers()),
+        });
+        inject_headers(config.propagators.as_ref(), &cx, req.headers_mut());
+        let Some(pending) = pending else {
             // The sampler dropped it: nothing to record.
-            let future = {
-                let _current = cx.clone().attach();
-                self.inner.call(Request::from_parts(parts, body))
-            };
-            return ResponseFuture::new(future, cx, None);
-        }
-        let deadline = deadline_of(&parts.headers);
-        let path = settings.payload_path(path);
-        let body = match settings.messages(MessageType::Sent, path.as_ref()) {
-            Some(messages) => tonic::body::Body::new(TracedBody::new(
+            return self.call_with(req, cx, None);
+        };
+        if let Some(messages) = settings.messages(MessageType::Sent, pending.path.as_ref()) {
+            // The body swapped in place: the request's head is not moved.
+            let body = mem::take(req.body_mut());
+            *req.body_mut() = tonic::body::Body::new(TracedBody::new(
                 body,
                 Some(RequestObserver {
                     cx: cx.clone(),
                     messages,
                 }),
-            )),
-            None => body,
-        };
+            ));
+        }
+        self.call_with(req, cx, Some(pending))
+    }
+}
+
+impl<S> ClientTrace<S> {
+    /// Calls the inner service with `cx` current.
+    fn call_with<ResBody>(
+        &mut self,
+        req: Request<tonic::body::Body>,
+        cx: Context,
+        pending: Option<Pending>,
+    ) -> ResponseFuture<S::Future, ResBody>
+    where
+        S: Service<Request<tonic::body::Body>, Response = Response<ResBody>>,
+    {
         let future = {
             let _current = cx.clone().attach();
-            self.inner.call(Request::from_parts(parts, body))
+            self.inner.call(req)
         };
-        let pending = Pending {
-            settings: Arc::clone(settings),
-            path,
-            deadline,
-        };
-        ResponseFuture::new(future, cx, Some(pending))
+        ResponseFuture::new(future, cx, pending)
     }
 }
 

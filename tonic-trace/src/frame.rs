@@ -61,7 +61,7 @@ impl std::error::Error for Incomplete {}
 #[derive(Clone, Copy, Debug)]
 enum State {
     /// Reading a prefix: the bytes so far.
-    Prefix { buf: [u8; 5], have: usize },
+    Prefix { buf: [u8; 5], have: u8 },
     /// Inside a message: bytes still to come, and its length.
     Message { remaining: u32, len: u32 },
 }
@@ -103,9 +103,11 @@ impl FrameParser {
         while !chunk.is_empty() && !self.invalid {
             match &mut self.state {
                 State::Prefix { buf, have } => {
-                    let take = (5 - *have).min(chunk.len());
-                    buf[*have..*have + take].copy_from_slice(&chunk[..take]);
-                    *have += take;
+                    let at = usize::from(*have);
+                    let take = (5 - at).min(chunk.len());
+                    buf[at..at + take].copy_from_slice(&chunk[..take]);
+                    // At most 5.
+                    *have += take as u8;
                     chunk = &chunk[take..];
                     if *have < 5 {
                         return;
@@ -161,7 +163,7 @@ impl FrameParser {
             State::Prefix { have: 0, .. } => Ok(()),
             _ if self.invalid => Ok(()),
             State::Prefix { have, .. } => Err(Incomplete {
-                received: have as u64,
+                received: u64::from(have),
                 expected: 5,
             }),
             State::Message { remaining, len } => Err(Incomplete {

@@ -24,13 +24,13 @@
 //! ```
 
 use std::fmt;
+use std::mem;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use http::{Request, Response};
 use http_body::Body;
-use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute as semconv;
 use tower::{Layer, Service};
@@ -242,8 +242,8 @@ where
                     .attributes(Direction::Request, req.headers()),
             );
         }
-        let cx = config.tracer.start_recipe(recipe, links, parent);
-        if !cx.span().is_recording() {
+        let (cx, recording) = config.tracer.start_recipe(recipe, links, parent);
+        if !recording {
             // The sampler dropped it: nothing to record, only the context to carry on.
             return self.call_with(req, cx, None, None);
         }
@@ -269,7 +269,7 @@ impl<S> Trace<S> {
     /// body observed by `observer`.
     fn call_with<ResBody>(
         &mut self,
-        req: Request<tonic::body::Body>,
+        mut req: Request<tonic::body::Body>,
         cx: Context,
         observer: Option<RequestObserver>,
         pending: Option<Pending>,
@@ -277,12 +277,11 @@ impl<S> Trace<S> {
     where
         S: Service<Request<tonic::body::Body>, Response = Response<ResBody>>,
     {
-        let mut req = match observer {
-            Some(observer) => {
-                req.map(|body| tonic::body::Body::new(TracedBody::new(body, Some(observer))))
-            }
-            None => req,
-        };
+        if let Some(observer) = observer {
+            // The body swapped in place: the request's head is not moved.
+            let body = mem::take(req.body_mut());
+            *req.body_mut() = tonic::body::Body::new(TracedBody::new(body, Some(observer)));
+        }
         req.extensions_mut().insert(cx.clone());
         let future = {
             let _current = cx.clone().attach();

@@ -1,10 +1,11 @@
 //! The reqwest integration (feature `reqwest`): a `reqwest_middleware::Middleware`.
 
 use http::Extensions;
+use opentelemetry::KeyValue;
 use opentelemetry::trace::{Status, TraceContextExt};
-use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute as semconv;
 use reqwest_middleware::{Middleware, Next};
+use tracing_core_lite::propagation::inject_headers;
 use tracing_core_lite::recipe::http::{ERROR_TYPE_OTHER, ERROR_TYPE_TIMEOUT};
 
 use crate::ClientLayer;
@@ -79,7 +80,8 @@ impl Middleware for ReqwestMiddleware {
             // Not an http URI (reqwest would fail it anyway): trace it as a bare path.
             Err(_) => http::Uri::from_static("/"),
         };
-        let cx: Context = start_client_span(config, &method, &uri, req.headers_mut(), extensions);
+        let (cx, _) = start_client_span(config, &method, &uri, req.headers(), extensions);
+        inject_headers(config.propagators.as_ref(), &cx, req.headers_mut());
         let result = next.run(req, extensions).await;
         let span = cx.span();
         match result {

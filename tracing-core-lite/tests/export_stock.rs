@@ -60,7 +60,7 @@ fn allocations_recording(source: &TracerSource, n: u64) -> u64 {
     let before = ALLOCATIONS.with(Cell::get);
     for _ in 0..n {
         let recipe = server_span(&request, &redaction);
-        let cx = source.start_recipe(recipe, Vec::new(), Parent::context(Context::new()));
+        let (cx, _) = source.start_recipe(recipe, Vec::new(), Parent::context(Context::new()));
         cx.span().end();
     }
     ALLOCATIONS.with(Cell::get) - before

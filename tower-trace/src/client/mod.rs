@@ -17,7 +17,6 @@ use std::task::{Context as TaskContext, Poll};
 use http::{Extensions, HeaderMap, Method, Request, Response, Uri};
 use http_body::Body;
 use opentelemetry::Context;
-use opentelemetry::trace::TraceContextExt;
 use tower::Service;
 use tracing_core_lite::Parent;
 use tracing_core_lite::capture::Direction;
@@ -60,24 +59,24 @@ impl<S> ClientTrace<S> {
     }
 }
 
-/// Starts the client span of a request and injects its context into `headers`; shared with
-/// the reqwest middleware. The parent is the [`Context`] in `extensions`, else the current one.
+/// Starts the client span of a request and returns its context and whether it records; shared
+/// with the reqwest middleware. The parent is the [`Context`] in `extensions`, else the
+/// current one. The caller injects the context into the request's headers (which are only
+/// read here), so that the request need not be taken apart to lend them both ways.
 pub(crate) fn start_client_span(
     config: &Config,
     method: &Method,
     uri: &Uri,
-    headers: &mut HeaderMap,
+    headers: &HeaderMap,
     extensions: &Extensions,
-) -> Context {
+) -> (Context, bool) {
     let parent = extensions
         .get::<Context>()
         .cloned()
         .unwrap_or_else(Context::current);
     if config.tracer.is_parent_based() && is_unsampled(&parent) {
         // The parent is not sampled and the sampler follows it: no span, the trace goes on.
-        let cx = unsampled_context(&parent);
-        inject_headers(config.propagators.as_ref(), &cx, headers);
-        return cx;
+        return (unsampled_context(&parent), false);
     }
     let view = RequestView {
         method,
@@ -97,11 +96,9 @@ pub(crate) fn start_client_span(
             .attributes
             .extend(config.headers.attributes(Direction::Request, headers));
     }
-    let cx = config
+    config
         .tracer
-        .start_recipe(recipe, Vec::new(), Parent::context(parent));
-    inject_headers(config.propagators.as_ref(), &cx, headers);
-    cx
+        .start_recipe(recipe, Vec::new(), Parent::context(parent))
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ClientTrace<S>
@@ -118,25 +115,22 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let (mut parts, body) = req.into_parts();
-        let cx = start_client_span(
-            &self.config,
-            &parts.method,
-            &parts.uri,
-            &mut parts.headers,
-            &parts.extensions,
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let config = &self.config;
+        let (cx, recording) = start_client_span(
+            config,
+            req.method(),
+            req.uri(),
+            req.headers(),
+            req.extensions(),
         );
-        let req = Request::from_parts(parts, body);
+        inject_headers(config.propagators.as_ref(), &cx, req.headers_mut());
+        // A span that is not recorded has nothing to record from the response.
+        let policy = recording.then(|| Arc::clone(&config.response));
         let future = {
             let _current = cx.clone().attach();
             self.inner.call(req)
         };
-        // A span that is not recorded has nothing to record from the response.
-        let policy = cx
-            .span()
-            .is_recording()
-            .then(|| Arc::clone(&self.config.response));
         ResponseFuture::new(future, cx, policy)
     }
 }

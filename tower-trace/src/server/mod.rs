@@ -41,7 +41,6 @@ use std::task::{Context as TaskContext, Poll};
 use http::{Request, Response};
 use http_body::Body;
 use opentelemetry::Context;
-use opentelemetry::trace::TraceContextExt;
 use tower::Service;
 use tracing_core_lite::capture::Direction;
 use tracing_core_lite::propagation::{ServerParent, extract_headers, server_parent};
@@ -259,8 +258,8 @@ where
             let cx = unsampled_context(&parent.into_context());
             return self.call_with(req, cx, None, None);
         }
-        let cx = config.tracer.start_recipe(recipe, links, parent);
-        if !cx.span().is_recording() {
+        let (cx, recording) = config.tracer.start_recipe(recipe, links, parent);
+        if !recording {
             // The sampler dropped it: nothing to record, only the context to carry on.
             return self.call_with(req, cx, None, None);
         }

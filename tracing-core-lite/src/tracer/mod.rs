@@ -132,11 +132,34 @@ impl TracerSource {
         }
     }
 
-    /// Starts a span of `recipe`, with `links`, as a child of `parent`: what
-    /// `self.start(recipe.into_builder().with_links(links), &parent.into_context())` does,
-    /// without building a span builder (nor, for a caller read from headers, a context for
-    /// the caller's span) for a pipeline's tracer.
-    pub fn start_recipe(&self, recipe: SpanRecipe, links: Vec<Link>, parent: Parent) -> Context {
+    /// Starts a span of `recipe`, with `links`, as a child of `parent`, and returns the
+    /// context with the span and whether the span records: what
+    /// `self.start(recipe.into_builder().with_links(links), &parent.into_context())` and the
+    /// span's `is_recording` return, without building a span builder (nor, for a caller read
+    /// from headers, a context for the caller's span) for a pipeline's tracer, whose recorder
+    /// knows the answer without asking the span (a lock and a dynamic call).
+    ///
+    /// ```
+    /// use opentelemetry::trace::{SpanKind, TraceContextExt};
+    /// use opentelemetry::Context;
+    /// use tracing_core_lite::recipe::SpanRecipe;
+    /// use tracing_core_lite::tracer::{Parent, TracerSource};
+    ///
+    /// let recipe = SpanRecipe {
+    ///     name: "GET /orders/{id}".into(),
+    ///     kind: SpanKind::Server,
+    ///     attributes: Vec::new(),
+    /// };
+    /// let (cx, recording) =
+    ///     TracerSource::global().start_recipe(recipe, Vec::new(), Parent::context(Context::new()));
+    /// assert_eq!(recording, cx.span().is_recording());
+    /// ```
+    pub fn start_recipe(
+        &self,
+        recipe: SpanRecipe,
+        links: Vec<Link>,
+        parent: Parent,
+    ) -> (Context, bool) {
         match &*self.source {
             Source::Recorder { recorder, .. } => recorder.start_parts(
                 Parts {
@@ -155,7 +178,9 @@ impl TracerSource {
                 if !links.is_empty() {
                     builder = builder.with_links(links);
                 }
-                self.start(builder, &parent.into_context())
+                let cx = self.start(builder, &parent.into_context());
+                let recording = cx.span().is_recording();
+                (cx, recording)
             }
         }
     }

@@ -84,19 +84,21 @@ impl Recorder {
             parent,
             None,
         )
+        .0
     }
 
     /// [`start`](Self::start) without a span builder: what the layers start (a recipe and
     /// maybe links) is moved in as it is. With a `caller`, the parent is that remote span in
     /// `parent` (whose own span is then not read): what starting under
     /// `parent.with_remote_span_context(caller)` does, without making that context unless the
-    /// sampler needs it.
+    /// sampler needs it. Also returns whether the span records, which is known here (a
+    /// recording span's `is_recording` is a lock and a dynamic call).
     pub(crate) fn start_parts(
         self: &Arc<Self>,
         parts: Parts,
         parent: &Context,
         caller: Option<&SpanContext>,
-    ) -> Context {
+    ) -> (Context, bool) {
         let Parts {
             name,
             kind,
@@ -107,7 +109,10 @@ impl Recorder {
         } = parts;
         if parent.is_telemetry_suppressed() {
             stock::give_back(attributes);
-            return parent.with_remote_span_context(SpanContext::empty_context());
+            return (
+                parent.with_remote_span_context(SpanContext::empty_context()),
+                false,
+            );
         }
         let span_id = self.ids.new_span_id();
         let parent_span = parent.span();
@@ -146,7 +151,7 @@ impl Recorder {
                 );
                 // Not recording: the context carries the ids on, and nothing else is kept.
                 stock::give_back(attributes);
-                return parent.with_remote_span_context(sc);
+                return (parent.with_remote_span_context(sc), false);
             }
             SamplingDecision::RecordOnly => psc.trace_flags().with_sampled(false),
             SamplingDecision::RecordAndSample => psc.trace_flags().with_sampled(true),
@@ -199,7 +204,7 @@ impl Recorder {
             }),
             recorder: Arc::clone(self),
         };
-        parent.with_span(span)
+        (parent.with_span(span), true)
     }
 
     /// The sampler's result for a span whose parent span has the context `parent` (the empty
@@ -455,7 +460,8 @@ mod tests {
                     events: None,
                     start_time: None,
                 };
-                let cx = recorder.start_parts(parts, &Context::new(), None);
+                let (cx, recording) = recorder.start_parts(parts, &Context::new(), None);
+                assert!(!recording);
                 assert!(!cx.span().is_recording());
                 // Would take the block had the vector been freed (the allocator hands the
                 // last block freed out first).
@@ -548,8 +554,11 @@ mod tests {
                 let (in_context, in_exporter) = recorder(a.clone());
                 let (beside, beside_exporter) = recorder(a.clone());
                 let with_caller = baggage.with_remote_span_context(caller.clone());
-                let one = in_context.start_parts(parts(), &with_caller, None);
-                let two = beside.start_parts(parts(), &baggage, Some(&caller));
+                let (one, one_recording) = in_context.start_parts(parts(), &with_caller, None);
+                let (two, two_recording) = beside.start_parts(parts(), &baggage, Some(&caller));
+                // The flag returned is the span's own answer.
+                assert_eq!(one_recording, one.span().is_recording(), "{a:?}");
+                assert_eq!(two_recording, two.span().is_recording(), "{a:?}");
                 let (one_sc, two_sc) = (
                     one.span().span_context().clone(),
                     two.span().span_context().clone(),
