@@ -23,7 +23,6 @@
 //! ```
 
 use std::fmt;
-use std::mem;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
@@ -41,7 +40,7 @@ use tracing_core_lite::sampling::{is_unsampled, unsampled_context};
 use tracing_core_lite::{Propagators, TracerSource};
 
 use crate::future::{Pending, ResponseFuture};
-use crate::observer::{RequestObserver, ResponseObserver, Settings, deadline_of};
+use crate::observer::{RequestObserver, ResponseObserver, Settings, deadline_of, observe_request};
 use crate::server::{authority_attributes, call_recipe};
 
 #[derive(Clone)]
@@ -191,15 +190,8 @@ where
             return self.call_with(req, cx, None);
         };
         if let Some(messages) = settings.messages(MessageType::Sent, pending.path.as_ref()) {
-            // The body swapped in place: the request's head is not moved.
-            let body = mem::take(req.body_mut());
-            *req.body_mut() = tonic::body::Body::new(TracedBody::new(
-                body,
-                Some(RequestObserver {
-                    cx: cx.clone(),
-                    messages,
-                }),
-            ));
+            let cx = cx.clone();
+            observe_request(&mut req, RequestObserver { cx, messages });
         }
         self.call_with(req, cx, Some(pending))
     }

@@ -24,7 +24,6 @@
 //! ```
 
 use std::fmt;
-use std::mem;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
@@ -45,7 +44,7 @@ use tracing_core_lite::recipe::{
 use tracing_core_lite::{Propagators, TracerSource};
 
 use crate::future::{Pending, ResponseFuture};
-use crate::observer::{RequestObserver, ResponseObserver, Settings, deadline_of};
+use crate::observer::{RequestObserver, ResponseObserver, Settings, deadline_of, observe_request};
 
 #[derive(Clone)]
 struct Config {
@@ -278,9 +277,7 @@ impl<S> Trace<S> {
         S: Service<Request<tonic::body::Body>, Response = Response<ResBody>>,
     {
         if let Some(observer) = observer {
-            // The body swapped in place: the request's head is not moved.
-            let body = mem::take(req.body_mut());
-            *req.body_mut() = tonic::body::Body::new(TracedBody::new(body, Some(observer)));
+            observe_request(&mut req, observer);
         }
         req.extensions_mut().insert(cx.clone());
         let future = {

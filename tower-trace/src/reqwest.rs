@@ -80,7 +80,9 @@ impl Middleware for ReqwestMiddleware {
             // Not an http URI (reqwest would fail it anyway): trace it as a bare path.
             Err(_) => http::Uri::from_static("/"),
         };
-        let (cx, _) = start_client_span(config, &method, &uri, req.headers(), extensions);
+        // (The response is recorded as before whether the span records or not: a span that
+        // does not ignores what is set on it.)
+        let (cx, _recording) = start_client_span(config, &method, &uri, req.headers(), extensions);
         inject_headers(config.propagators.as_ref(), &cx, req.headers_mut());
         let result = next.run(req, extensions).await;
         let span = cx.span();

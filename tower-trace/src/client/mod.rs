@@ -61,8 +61,9 @@ impl<S> ClientTrace<S> {
 
 /// Starts the client span of a request and returns its context and whether it records; shared
 /// with the reqwest middleware. The parent is the [`Context`] in `extensions`, else the
-/// current one. The caller injects the context into the request's headers (which are only
-/// read here), so that the request need not be taken apart to lend them both ways.
+/// current one. The headers are only read here: the caller injects the context into them
+/// next (which the propagation tests check), so that the request need not be taken apart to
+/// lend them both ways.
 pub(crate) fn start_client_span(
     config: &Config,
     method: &Method,

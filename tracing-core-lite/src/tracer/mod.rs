@@ -139,20 +139,28 @@ impl TracerSource {
     /// from headers, a context for the caller's span) for a pipeline's tracer, whose recorder
     /// knows the answer without asking the span (a lock and a dynamic call).
     ///
-    /// ```
-    /// use opentelemetry::trace::{SpanKind, TraceContextExt};
-    /// use opentelemetry::Context;
-    /// use tracing_core_lite::recipe::SpanRecipe;
-    /// use tracing_core_lite::tracer::{Parent, TracerSource};
+    /// A layer carries the context on either way, and records the response only when the
+    /// span records:
     ///
-    /// let recipe = SpanRecipe {
+    /// ```
+    /// use opentelemetry::Context;
+    /// use opentelemetry::trace::{SpanKind, TraceContextExt};
+    /// use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+    /// use tracing_core_lite::recipe::SpanRecipe;
+    /// use tracing_core_lite::{Parent, TracerSource};
+    ///
+    /// let recipe = || SpanRecipe {
     ///     name: "GET /orders/{id}".into(),
     ///     kind: SpanKind::Server,
     ///     attributes: Vec::new(),
     /// };
-    /// let (cx, recording) =
-    ///     TracerSource::global().start_recipe(recipe, Vec::new(), Parent::context(Context::new()));
-    /// assert_eq!(recording, cx.span().is_recording());
+    /// for (sampler, records) in [(Sampler::AlwaysOn, true), (Sampler::AlwaysOff, false)] {
+    ///     let provider = SdkTracerProvider::builder().with_sampler(sampler).build();
+    ///     let source = TracerSource::from_provider(&provider);
+    ///     let (cx, recording) = source.start_recipe(recipe(), Vec::new(), Parent::context(Context::new()));
+    ///     assert_eq!(recording, records);
+    ///     assert_eq!(recording, cx.span().is_recording());
+    /// }
     /// ```
     pub fn start_recipe(
         &self,

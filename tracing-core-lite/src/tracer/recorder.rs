@@ -438,6 +438,17 @@ mod tests {
         ))
     }
 
+    fn parts() -> Parts {
+        Parts {
+            name: "GET /orders/{id}".into(),
+            kind: SpanKind::Server,
+            attributes: vec![KeyValue::new("a", 1)],
+            links: Vec::new(),
+            events: None,
+            start_time: None,
+        }
+    }
+
     fn builder() -> SpanBuilder {
         SpanBuilder::from_name("GET /orders/{id}")
             .with_kind(SpanKind::Server)
@@ -539,14 +550,6 @@ mod tests {
             Sampler::TraceIdRatioBased(0.5),
             Sampler::TraceIdRatioBased(0.0),
         ];
-        let parts = || Parts {
-            name: "GET /orders/{id}".into(),
-            kind: SpanKind::Server,
-            attributes: vec![KeyValue::new("a", 1)],
-            links: Vec::new(),
-            events: None,
-            start_time: None,
-        };
         let baggage = Context::new().with_baggage([KeyValue::new("user", "alice")]);
         for a in samplers {
             for sampled in [true, false] {
@@ -670,6 +673,36 @@ mod tests {
         let (always, _) = recorder(Sampler::AlwaysOn);
         let suppressed = Context::new().with_telemetry_suppressed();
         assert!(!always.start(builder(), &suppressed).span().is_recording());
+        let (cx, recording) = always.start_parts(parts(), &suppressed, None);
+        assert!(!recording && !cx.span().is_recording());
+    }
+
+    /// A sampler of its own that records without sampling: the span records, and says so.
+    #[test]
+    fn a_span_recorded_but_not_sampled_says_it_records() {
+        #[derive(Clone, Debug)]
+        struct RecordOnly;
+        impl ShouldSample for RecordOnly {
+            fn should_sample(
+                &self,
+                _: Option<&Context>,
+                _: TraceId,
+                _: &str,
+                _: &SpanKind,
+                _: &[KeyValue],
+                _: &[Link],
+            ) -> SamplingResult {
+                SamplingResult {
+                    decision: SamplingDecision::RecordOnly,
+                    attributes: Vec::new(),
+                    trace_state: TraceState::NONE,
+                }
+            }
+        }
+        let (recorder, _) = recorder(Sampler::ParentBased(Box::new(RecordOnly)));
+        let (cx, recording) = recorder.start_parts(parts(), &Context::new(), None);
+        assert!(recording && cx.span().is_recording());
+        assert!(!cx.span().span_context().is_sampled());
     }
 
     #[test]
