@@ -80,11 +80,14 @@ impl Middleware for ReqwestMiddleware {
             // Not an http URI (reqwest would fail it anyway): trace it as a bare path.
             Err(_) => http::Uri::from_static("/"),
         };
-        // (The response is recorded as before whether the span records or not: a span that
-        // does not ignores what is set on it.)
-        let (cx, _recording) = start_client_span(config, &method, &uri, req.headers(), extensions);
+        let (cx, recording) = start_client_span(config, &method, &uri, req.headers(), extensions);
         inject_headers(config.propagators.as_ref(), &cx, req.headers_mut());
         let result = next.run(req, extensions).await;
+        if !recording {
+            // Nothing to record (as the client layer): the response as it came, its body not
+            // wrapped, nor captured.
+            return result;
+        }
         let span = cx.span();
         match result {
             Ok(res) => {

@@ -19,7 +19,10 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt};
+use opentelemetry::trace::{
+    FutureExt, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId,
+    TraceState,
+};
 use opentelemetry::{Context, Value};
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData};
 use tokio::sync::mpsc;
@@ -633,6 +636,40 @@ async fn transport_errors_are_recorded() {
         matches!(&c.status, Status::Error { description } if description.contains(&err.to_string()))
     );
     assert!(str_attr(&c, "error.type").is_some_and(|t| t.contains("Error")));
+}
+
+/// Under a caller that did not sample, the middleware records nothing (not even the response
+/// payload it is asked to capture) and carries the trace on, not sampled; the response is
+/// reqwest's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reqwest_middleware_carries_an_unsampled_trace_on_and_records_nothing() {
+    let (provider, spans) = tracing();
+    let (server, _) = start(server_layer(&provider)).await;
+    let layer = client_layer(&provider).with_response_payload(PayloadCapture::up_to(64));
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(ReqwestMiddleware::from_layer(layer))
+        .build();
+    let trace_id = TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736);
+    let caller = Context::new().with_remote_span_context(SpanContext::new(
+        trace_id,
+        SpanId::from(0x00f0_67aa_0ba9_02b7),
+        TraceFlags::default(),
+        true,
+        TraceState::NONE,
+    ));
+    let res = bounded(
+        "reqwest",
+        client
+            .get(server.url("/context"))
+            .send()
+            .with_context(caller),
+    )
+    .await
+    .expect("ok");
+    assert_eq!(res.url().path(), "/context");
+    let seen = bounded("text", res.text()).await.expect("text");
+    assert_eq!(seen, format!("{trace_id} false"));
+    assert!(spans.spans().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
